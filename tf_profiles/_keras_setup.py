@@ -1,0 +1,37 @@
+"""The one place that decides which Keras tf_profiles runs on.
+
+TensorFlow Recommenders 0.7.7 raises ImportError under Keras 3, so the whole
+package uses tf-keras (Keras 2). TensorFlow reads ``TF_USE_LEGACY_KERAS`` once,
+on its first import, which is why this module must be imported before
+anything imports TensorFlow (``tf_profiles/__init__.py`` imports it first).
+"""
+import os
+import sys
+
+
+class KerasVersionError(ImportError):
+    """TensorFlow was already imported with Keras 3 active."""
+
+
+def _tensorflow_already_uses_keras3() -> bool:
+    # TensorFlow resolves ``tf.keras`` lazily, on first attribute access, so
+    # setting the variable after ``import tensorflow`` still works as long as
+    # nobody has touched ``tf.keras`` yet. Read the loader's state without
+    # triggering it.
+    tensorflow = sys.modules.get("tensorflow")
+    if tensorflow is None:
+        return False
+    keras_loader = vars(tensorflow).get("keras")
+    return vars(keras_loader).get("_tfll_keras_version") == "keras_3" if hasattr(
+        keras_loader, "__dict__") else False
+
+
+if _tensorflow_already_uses_keras3():
+    raise KerasVersionError(
+        "tf_profiles needs Keras 2 (tf-keras), but TensorFlow was imported "
+        "before tf_profiles with Keras 3 active. Import tf_profiles before "
+        "tensorflow, or set the environment variable TF_USE_LEGACY_KERAS=1 "
+        "before starting Python."
+    )
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"

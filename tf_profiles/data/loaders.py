@@ -1,0 +1,216 @@
+"""Loading and validating users' interaction, item and user files.
+
+Every problem is reported with the file, the line (CSV, header = line 1) or
+row (Parquet) and the column, before anything reaches TensorFlow.
+"""
+import dataclasses
+from collections import Counter
+from pathlib import Path
+from typing import Dict, Optional, Sequence
+
+import pandas as pd
+
+from tf_profiles.data import schema
+
+
+class DataError(ValueError):
+    """An input file is missing, empty or holds a bad value.
+
+    Attributes:
+      path, line, column: where the problem is (line may be None).
+    """
+
+    def __init__(self, path, message, line=None, column=None):
+        self.path, self.line, self.column = str(path), line, column
+        where = str(path)
+        if line is not None:
+            where += f", {'line' if str(path).endswith('.csv') else 'row'} {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclasses.dataclass
+class Dataset:
+    """Interactions, items and (optionally) users, validated and typed.
+
+    ``interactions`` has string ``user_id``/``item_id``, int64 ``timestamp``
+    (seconds) and float ``rating`` (NaN where unknown), in file order;
+    ``items`` and ``users`` are indexed by their id. ``skipped`` counts rows
+    dropped by ``skip_bad_rows``, by reason.
+    """
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+    users: Optional[pd.DataFrame] = None
+    skipped: Dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _read_table(path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+            frame = frame.astype({c: "string" for c in frame.columns
+                                  if c.endswith("_id")})
+        elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
+            # Everything as text first: IDs stay strings ("007" != "7") and
+            # each column is parsed below with errors that name the line.
+            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",",
+                                dtype=str, keep_default_na=False)
+        else:
+            raise DataError(path, "unsupported format: use .csv, .tsv or .parquet")
+    except DataError:
+        raise
+    except Exception as error:  # pandas/pyarrow parser errors, bad encodings.
+        raise DataError(path, f"cannot be read: {error}") from error
+    if frame.empty:
+        raise DataError(path, "the file has no rows")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def _line(path, position: int) -> int:
+    # CSV: line 1 is the header. Parquet: 0-based row numbers.
+    return position + 2 if Path(path).suffix.lower() in (".csv", ".tsv", ".txt") else position
+
+
+def _require_columns(frame, path, required: Sequence[str]):
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(path, f"missing column(s) {', '.join(missing)}; found "
+                        f"{', '.join(frame.columns)}")
+
+
+def _bad_rows(frame, mask, path, column, message, skip, reason, skipped):
+    """Raises on the first bad row, or drops them all and counts them."""
+    if not mask.any():
+        return frame
+    if not skip:
+        position = int(mask.to_numpy().nonzero()[0][0])
+        value = frame[column].iloc[position]
+        raise DataError(path, f"{message} (value {value!r}); "
+                        f"{int(mask.sum())} row(s) have this problem",
+                        line=_line(path, int(frame.index[position])), column=column)
+    skipped[reason] = skipped.get(reason, 0) + int(mask.sum())
+    return frame[~mask]
+
+
+def _check_ids(frame, path, column, skip, skipped):
+    ids = frame[column].astype("string").str.strip()
+    frame = frame.assign(**{column: ids})
+    return _bad_rows(frame, ids.isna() | (ids == ""), path, column,
+                     "empty id", skip, f"empty {column}", skipped)
+
+
+def _parse_timestamps(values: pd.Series) -> pd.Series:
+    numeric = pd.to_numeric(values, errors="coerce")
+    parsed = numeric.round().astype("Int64")
+    text = numeric.isna() & values.notna() & (values.astype(str).str.strip() != "")
+    if text.any():
+        dates = pd.to_datetime(values[text], errors="coerce", utc=True, format="ISO8601")
+        parsed[text] = (dates.astype("int64") // 10**9).where(dates.notna())
+    return parsed
+
+
+def load_items(path, skip_bad_rows: bool = False, skipped=None) -> pd.DataFrame:
+    """Reads an items file: ``item_id,title[,description][,tags]``.
+
+    Raises:
+      DataError: missing column, empty id or title, duplicate item_id.
+    """
+    skipped = {} if skipped is None else skipped
+    frame = _read_table(path)
+    _require_columns(frame, path, schema.ITEM_COLUMNS)
+    frame = _check_ids(frame, path, "item_id", skip_bad_rows, skipped)
+    duplicate = frame["item_id"].duplicated(keep="first")
+    # A duplicate key is ambiguous (which title is right?), so it is never skipped.
+    _bad_rows(frame, duplicate, path, "item_id", "duplicate item_id", False, "", skipped)
+    title = frame["title"].astype(str).str.strip()
+    frame = _bad_rows(frame.assign(title=title), title == "", path, "title",
+                      "empty title", skip_bad_rows, "empty title", skipped)
+    for column in schema.ITEM_OPTIONAL:
+        if column not in frame.columns:
+            frame[column] = ""
+    return frame.set_index("item_id", drop=False).rename_axis(None)
+
+
+def load_users(path, skip_bad_rows: bool = False, skipped=None) -> pd.DataFrame:
+    """Reads a users file: ``user_id[,attribute columns...][,text]``.
+
+    Raises:
+      DataError: missing user_id column, empty or duplicate user_id.
+    """
+    skipped = {} if skipped is None else skipped
+    frame = _read_table(path)
+    _require_columns(frame, path, schema.USER_COLUMNS)
+    frame = _check_ids(frame, path, "user_id", skip_bad_rows, skipped)
+    _bad_rows(frame, frame["user_id"].duplicated(), path, "user_id",
+              "duplicate user_id", False, "", skipped)
+    return frame.set_index("user_id", drop=False).rename_axis(None)
+
+
+def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
+                      skipped=None) -> pd.DataFrame:
+    """Reads an interactions file: ``user_id,item_id,timestamp[,rating]``.
+
+    Timestamps are Unix seconds or ISO-8601 dates; ratings are numbers.
+
+    Args:
+      items: the loaded items; every interaction's item must be among them.
+      skip_bad_rows: drop (and count) rows with a bad value instead of raising;
+        exact duplicate events are always dropped and counted.
+
+    Raises:
+      DataError: missing column, empty id, bad timestamp or rating, or an
+        item that is not in the items file.
+    """
+    skipped = {} if skipped is None else skipped
+    frame = _read_table(path)
+    _require_columns(frame, path, schema.INTERACTION_COLUMNS)
+    frame = _check_ids(frame, path, "user_id", skip_bad_rows, skipped)
+    frame = _check_ids(frame, path, "item_id", skip_bad_rows, skipped)
+    timestamps = _parse_timestamps(frame["timestamp"])
+    frame = _bad_rows(frame.assign(timestamp=timestamps), timestamps.isna(), path,
+                      "timestamp", "not a Unix time or ISO-8601 date",
+                      skip_bad_rows, "bad timestamp", skipped)
+    if "rating" in frame.columns:
+        text = frame["rating"].astype(str).str.strip()
+        ratings = pd.to_numeric(text.where(text != ""), errors="coerce")
+        frame = _bad_rows(frame.assign(rating=ratings), ratings.isna() & (text != ""),
+                          path, "rating", "not a number", skip_bad_rows,
+                          "bad rating", skipped)
+    else:
+        frame["rating"] = float("nan")
+    unknown = ~frame["item_id"].isin(items.index)
+    frame = _bad_rows(frame, unknown, path, "item_id",
+                      "item is not in the items file", skip_bad_rows,
+                      "unknown item", skipped)
+    duplicate = frame.duplicated(["user_id", "item_id", "timestamp"])
+    if duplicate.any():
+        skipped["duplicate event"] = skipped.get("duplicate event", 0) + int(duplicate.sum())
+        frame = frame[~duplicate]
+    frame = frame[["user_id", "item_id", "timestamp", "rating"]].astype(
+        {"user_id": str, "item_id": str, "timestamp": "int64", "rating": "float64"})
+    return frame.reset_index(drop=True)
+
+
+def load_dataset(interactions, items, users=None, skip_bad_rows: bool = False) -> Dataset:
+    """Loads and cross-checks the three files.
+
+    Args:
+      interactions, items, users: paths (CSV, TSV or Parquet).
+      skip_bad_rows: see :func:`load_interactions`.
+
+    Returns:
+      A :class:`Dataset`; its ``skipped`` says what was dropped and why.
+
+    Raises:
+      DataError: naming file, line and column of the first problem.
+    """
+    skipped: Dict[str, int] = Counter()
+    item_frame = load_items(items, skip_bad_rows, skipped)
+    user_frame = load_users(users, skip_bad_rows, skipped) if users else None
+    interaction_frame = load_interactions(interactions, item_frame, skip_bad_rows, skipped)
+    return Dataset(interaction_frame, item_frame, user_frame, dict(skipped))

@@ -1,0 +1,129 @@
+"""The retrieval model: user tower × item tower, scored by a dot product."""
+from typing import Optional
+
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tf_profiles.data import schema
+from tf_profiles.models.item_tower import ItemTower
+from tf_profiles.models.user_tower import UserTower
+from tf_profiles.text.encoder import TextEncoder
+
+ITEM_TEXT = "item_text"  # raw strings, used only when fine-tuning the encoder
+USER_TEXT = "user_text"
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_profiles")
+class TwoTowerModel(tfrs.Model):
+    """TFRS two-tower retrieval: in-batch softmax with logQ correction.
+
+    The user tower reads the history through the item tower, so both towers
+    share item representations and a new item in a history embeds through
+    its text.
+
+    Args:
+      user_tower, item_tower: the towers (same ``embedding_dim``).
+      temperature: softmax temperature on the (L2-normalised) scores.
+      remove_accidental_hits: mask in-batch negatives equal to the positive.
+      text_encoder: a trainable :class:`TextEncoder` for fine-tuning mode;
+        then batches carry raw ``item_text``/``user_text`` and their
+        embeddings replace the stored ones. None (default): frozen encoder,
+        text embeddings come from the towers' stored tables.
+
+    Call inputs: the features of :mod:`tf_profiles.data.examples`; returns
+    ``{"user_embedding": [B, D], "item_embedding": [B, D]}`` (the latter only
+    when ``item_id`` is given).
+    """
+
+    def __init__(self, user_tower: UserTower, item_tower: ItemTower,
+                 temperature: float = 0.05, remove_accidental_hits: bool = True,
+                 text_encoder: Optional[TextEncoder] = None, **kwargs):
+        super().__init__(**kwargs)
+        if user_tower.embedding_dim != item_tower.embedding_dim:
+            raise ValueError(
+                f"tower sizes differ: user {user_tower.embedding_dim}, item "
+                f"{item_tower.embedding_dim}; a dot product needs equal sizes")
+        self.user_tower = user_tower
+        self.item_tower = item_tower
+        self.temperature = temperature
+        self.remove_accidental_hits = remove_accidental_hits
+        self.text_encoder = text_encoder
+        self.task = tfrs.tasks.Retrieval(
+            temperature=temperature, remove_accidental_hits=remove_accidental_hits)
+
+    def _encode_text(self, features, text_key, training):
+        if self.text_encoder is None or text_key not in features:
+            return None
+        return self.text_encoder(features[text_key], training=training)
+
+    def item_embedding(self, features, training=False):
+        """[B] item features (``item_id``, optional text) → [B, D] unit vectors."""
+        inputs = {schema.ITEM_ID: features[schema.ITEM_ID]}
+        text = self._encode_text(features, ITEM_TEXT, training)
+        if text is None:
+            text = features.get(schema.ITEM_TEXT_EMBEDDING)
+        if text is not None:
+            inputs[schema.ITEM_TEXT_EMBEDDING] = text
+        return tf.math.l2_normalize(self.item_tower(inputs, training=training), -1)
+
+    def user_embedding(self, features, training=False):
+        """[B] user features (id, history, ratings, optional text) → [B, D]."""
+        history = features[schema.HISTORY]  # [B, H] ids, "" = padding
+        history_embeddings = tf.math.l2_normalize(
+            self.item_tower(history, training=training), -1)  # [B, H, D]
+        inputs = {
+            schema.USER_ID: features[schema.USER_ID],
+            "history_embeddings": history_embeddings,
+            "history_mask": tf.not_equal(history, schema.PADDING_ID),
+            schema.HISTORY_RATING: features[schema.HISTORY_RATING],
+        }
+        text = self._encode_text(features, USER_TEXT, training)
+        if text is None:
+            text = features.get(schema.USER_TEXT_EMBEDDING)
+        if text is not None:
+            inputs[schema.USER_TEXT_EMBEDDING] = text
+        return tf.math.l2_normalize(self.user_tower(inputs, training=training), -1)
+
+    def call(self, features, training=False):
+        outputs = {"user_embedding": self.user_embedding(features, training)}
+        if schema.ITEM_ID in features:
+            outputs["item_embedding"] = self.item_embedding(features, training)
+        return outputs
+
+    def compute_loss(self, features, training=False):
+        user = self.user_embedding(features, training)
+        item = self.item_embedding(features, training)
+        return self.task(
+            user, item,
+            candidate_sampling_probability=features.get(schema.ITEM_PROBABILITY),
+            candidate_ids=features[schema.ITEM_ID], compute_metrics=False)
+
+    # See ItemTower.get_build_config.
+    def get_build_config(self):
+        return {"built": True}
+
+    def build_from_config(self, config):
+        self({schema.USER_ID: tf.constant([schema.PADDING_ID]),
+              schema.HISTORY: tf.constant([[schema.PADDING_ID]]),
+              schema.HISTORY_RATING: tf.zeros((1, 1)),
+              schema.ITEM_ID: tf.constant([schema.PADDING_ID])})
+
+    def get_config(self):
+        serialize = tf.keras.utils.serialize_keras_object
+        return {
+            "user_tower": serialize(self.user_tower),
+            "item_tower": serialize(self.item_tower),
+            "temperature": self.temperature,
+            "remove_accidental_hits": self.remove_accidental_hits,
+            "text_encoder": serialize(self.text_encoder) if self.text_encoder else None,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        deserialize = tf.keras.utils.deserialize_keras_object
+        for key in ("user_tower", "item_tower", "text_encoder"):
+            if config.get(key) is not None:
+                config[key] = deserialize(config[key])
+        return cls(**config)

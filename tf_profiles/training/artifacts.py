@@ -1,0 +1,98 @@
+"""The layout of a trained-model folder, written by ``train``, read by everything else.
+
+    DIR/config.json            TrainConfig used
+    DIR/model.keras            the Keras model (tf.keras.models.load_model)
+    DIR/split/                 train/valid/test events and candidates
+    DIR/catalogue/             items and users with rendered text and their
+                               frozen-encoder embeddings
+    DIR/checkpoints/, logs/    per-epoch weights, TensorBoard
+    DIR/metrics.json, training_curves.png
+"""
+import dataclasses
+import json
+from pathlib import Path
+from typing import Dict
+
+import numpy as np
+import pandas as pd
+
+from tf_profiles.data.splits import Split
+from tf_profiles.training.config import TrainConfig
+
+
+@dataclasses.dataclass
+class Catalogue:
+    """Items and users with the text the encoder read and its embedding."""
+    items: pd.DataFrame  # item_id, title, ..., text
+    users: pd.DataFrame  # user_id, attributes..., text
+    item_text_embeddings: np.ndarray  # [len(items), E]
+    user_text_embeddings: np.ndarray  # [len(users), E]
+
+    def save(self, directory: Path):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.items.to_parquet(directory / "items.parquet", index=False)
+        self.users.to_parquet(directory / "users.parquet", index=False)
+        np.save(directory / "item_text_embeddings.npy", self.item_text_embeddings)
+        np.save(directory / "user_text_embeddings.npy", self.user_text_embeddings)
+
+    @classmethod
+    def load(cls, directory: Path) -> "Catalogue":
+        return cls(pd.read_parquet(directory / "items.parquet"),
+                   pd.read_parquet(directory / "users.parquet"),
+                   np.load(directory / "item_text_embeddings.npy"),
+                   np.load(directory / "user_text_embeddings.npy"))
+
+    def item_text(self, item_ids) -> np.ndarray:
+        """Text embeddings of ``item_ids`` (zeros for an id not in the catalogue)."""
+        return _rows(self.items["item_id"], self.item_text_embeddings, item_ids)
+
+    def user_text(self, user_ids) -> np.ndarray:
+        return _rows(self.users["user_id"], self.user_text_embeddings, user_ids)
+
+    def item_text_by_id(self) -> Dict[str, np.ndarray]:
+        return dict(zip(self.items["item_id"], self.item_text_embeddings))
+
+
+def _rows(ids: pd.Series, table: np.ndarray, wanted) -> np.ndarray:
+    position = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
+    index = position.reindex(list(wanted)).to_numpy()
+    known = ~np.isnan(index)
+    out = np.zeros((len(index), table.shape[1]), np.float32)
+    out[known] = table[index[known].astype(np.int64)]
+    return out
+
+
+@dataclasses.dataclass
+class ModelDir:
+    path: Path
+
+    config_file = property(lambda self: self.path / "config.json")
+    model_file = property(lambda self: self.path / "model.keras")
+    split_dir = property(lambda self: self.path / "split")
+    catalogue_dir = property(lambda self: self.path / "catalogue")
+    checkpoint_dir = property(lambda self: self.path / "checkpoints")
+    log_dir = property(lambda self: self.path / "logs")
+    metrics_file = property(lambda self: self.path / "metrics.json")
+    curves_file = property(lambda self: self.path / "training_curves.png")
+
+    def check(self):
+        """Raises a clear error if this is not a trained-model folder."""
+        missing = [p.name for p in (self.config_file, self.model_file, self.split_dir,
+                                    self.catalogue_dir) if not p.exists()]
+        if missing:
+            raise ValueError(f"{self.path} is not a trained model folder (written by "
+                             f"`tf-profiles train`): missing {', '.join(missing)}")
+
+    def config(self) -> TrainConfig:
+        return TrainConfig(**json.loads(self.config_file.read_text()))
+
+    def split(self) -> Split:
+        return Split.load(self.split_dir)
+
+    def catalogue(self) -> Catalogue:
+        return Catalogue.load(self.catalogue_dir)
+
+    def load_model(self):
+        import tensorflow as tf
+
+        return tf.keras.models.load_model(self.model_file)

@@ -1,0 +1,70 @@
+"""Training configuration: every knob of ``tf-profiles train`` in one place."""
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+ENCODER_MODES = ("frozen", "finetune")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Hyper-parameters; ``--config FILE`` (JSON) overrides any of them.
+
+    Attributes:
+      protocol: which split trains the model ("loo", "cold-items", "cold-users").
+      encoder: BERT checkpoint folder; None = bundled all-MiniLM-L6-v2.
+      encoder_mode: "frozen" (text embedded once and cached; fast on CPU) or
+        "finetune" (the top ``trainable_layers`` encoder layers train; for GPUs).
+      mixed_precision: compute in float16 (GPU only; weights stay float32).
+    """
+    protocol: str = "loo"
+    epochs: int = 8
+    batch_size: int = 512
+    learning_rate: float = 2e-3
+    embedding_dim: int = 64
+    max_history: int = 30
+    num_layers: int = 2
+    num_heads: int = 2
+    dropout: float = 0.2
+    id_dropout: float = 0.1
+    temperature: float = 0.05
+    text_max_length: int = 64
+    encoder: Optional[str] = None
+    encoder_mode: str = "frozen"
+    trainable_layers: int = 2
+    mixed_precision: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.encoder_mode not in ENCODER_MODES:
+            raise ValueError(f"encoder_mode {self.encoder_mode!r}: choose one of "
+                             f"{', '.join(ENCODER_MODES)}")
+        for name in ("epochs", "batch_size", "embedding_dim", "max_history", "num_layers",
+                     "num_heads", "text_max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.embedding_dim % self.num_heads:
+            raise ValueError(f"embedding_dim {self.embedding_dim} is not divisible by "
+                             f"num_heads {self.num_heads}")
+
+    @classmethod
+    def from_file(cls, path, **overrides) -> "TrainConfig":
+        """Reads a JSON file of fields; unknown keys are an error naming them."""
+        path = Path(path)
+        try:
+            values = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path}: cannot read training config: {error}") from error
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: the config must be a JSON object")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(known))}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)

@@ -1,0 +1,156 @@
+"""``tf-profiles train``: split, embed text once, fit the two-tower model, save."""
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tf_profiles.data import schema
+from tf_profiles.data.examples import training_examples
+from tf_profiles.data.loaders import Dataset
+from tf_profiles.data.splits import make_split
+from tf_profiles.evaluation.metrics import mask_seen, ranking_metrics
+from tf_profiles.evaluation.protocol import eval_rows
+from tf_profiles.evaluation.scoring import model_scores
+from tf_profiles.models.item_tower import ItemTower
+from tf_profiles.models.two_tower import ITEM_TEXT, USER_TEXT, TwoTowerModel
+from tf_profiles.models.user_tower import UserTower
+from tf_profiles.text.cache import embed_texts
+from tf_profiles.text.encoder import TextEncoder, default_checkpoint
+from tf_profiles.text.render import render_item_text, render_user_text
+from tf_profiles.training.artifacts import Catalogue, ModelDir
+from tf_profiles.training.config import TrainConfig
+from tf_profiles.training.plots import plot_training_curves
+
+
+def build_catalogue(dataset: Dataset, config: TrainConfig, cache_dir=None) -> Catalogue:
+    """Renders every item's and user's text and embeds it with the frozen encoder."""
+    items = dataset.items.reset_index(drop=True)
+    items = items.assign(text=[render_item_text(row) for row in items.to_dict("records")])
+    known_users = sorted(set(dataset.interactions["user_id"]))
+    if dataset.users is not None:
+        users = dataset.users.reset_index(drop=True)
+        extra = sorted(set(known_users) - set(users["user_id"]))
+        users = pd.concat([users, pd.DataFrame({"user_id": extra})], ignore_index=True)
+    else:
+        users = pd.DataFrame({"user_id": known_users})
+    users = users.fillna("").astype(str)
+    users = users.assign(text=[render_user_text(row) for row in users.to_dict("records")])
+    texts = items["text"].tolist() + users["text"].tolist()
+    vectors = embed_texts(texts, config.encoder, cache_dir, max_length=config.text_max_length)
+    return Catalogue(items, users, vectors[:len(items)], vectors[len(items):])
+
+
+def build_model(config: TrainConfig, item_ids, user_ids, text_dim: int,
+                text_encoder: Optional[TextEncoder] = None) -> TwoTowerModel:
+    """The default architecture for a config; call inside a strategy scope."""
+    item_tower = ItemTower(item_ids, text_dim, config.embedding_dim, config.id_dropout)
+    user_tower = UserTower(user_ids, text_dim, config.embedding_dim, config.max_history,
+                           config.num_layers, config.num_heads, config.dropout)
+    return TwoTowerModel(user_tower, item_tower, temperature=config.temperature,
+                         text_encoder=text_encoder)
+
+
+class ValidationCallback(tf.keras.callbacks.Callback):
+    """Full-ranking NDCG@10 and Recall@10 on the validation events after each epoch."""
+
+    def __init__(self, rows, candidate_text):
+        super().__init__()
+        self.rows, self.candidate_text = rows, candidate_text
+
+    def on_epoch_end(self, epoch, logs=None):
+        scores = mask_seen(model_scores(self.model, self.rows, self.candidate_text),
+                           self.rows.seen)
+        metrics = ranking_metrics(scores, self.rows.targets, cutoffs=(10,))
+        logs["val_ndcg@10"] = metrics["NDCG@10"]
+        logs["val_recall@10"] = metrics["Recall@10"]
+        print(f" - val NDCG@10 {metrics['NDCG@10']:.4f} Recall@10 {metrics['Recall@10']:.4f}")
+
+
+def _input_pipeline(examples, batch_size, seed):
+    tensors = {key: value.astype(str) if value.dtype == object else value
+               for key, value in examples.items()}
+    return (tf.data.Dataset.from_tensor_slices(tensors)
+            .shuffle(len(tensors[schema.ITEM_ID]), seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+
+
+def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
+          strategy: Optional[tf.distribute.Strategy] = None) -> dict:
+    """Trains a model on ``dataset`` and writes the model folder.
+
+    Args:
+      dataset: loaded, validated data.
+      config: hyper-parameters and protocol.
+      output_dir: the model folder (see :mod:`tf_profiles.training.artifacts`).
+      cache_dir: text-embedding cache (default ~/.cache/tf_profiles).
+      strategy: a ``tf.distribute`` strategy; default: the default strategy.
+
+    Returns:
+      The metrics written to ``metrics.json``.
+    """
+    tf.keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    target = ModelDir(Path(output_dir))
+    target.path.mkdir(parents=True, exist_ok=True)
+    checkpoint = Path(config.encoder) if config.encoder else default_checkpoint()
+    config_record = {**config.to_dict(), "encoder": str(checkpoint)}
+    target.config_file.write_text(json.dumps(config_record, indent=2))
+
+    split = make_split(config.protocol, dataset.interactions, seed=config.seed)
+    split.save(target.split_dir)
+    catalogue = build_catalogue(dataset, TrainConfig(**config_record), cache_dir)
+    catalogue.save(target.catalogue_dir)
+
+    item_ids = sorted(split.train["item_id"].unique())
+    user_ids = sorted(split.train["user_id"].unique())
+    examples = training_examples(split.train, config.max_history)
+    if config.encoder_mode == "finetune":
+        text_of_item = dict(zip(catalogue.items["item_id"], catalogue.items["text"]))
+        text_of_user = dict(zip(catalogue.users["user_id"], catalogue.users["text"]))
+        examples[ITEM_TEXT] = np.array([text_of_item[i] for i in examples[schema.ITEM_ID]], object)
+        examples[USER_TEXT] = np.array([text_of_user.get(u, "") for u in examples[schema.USER_ID]],
+                                       object)
+
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        text_encoder = None
+        if config.encoder_mode == "finetune":
+            text_encoder = TextEncoder.from_checkpoint(
+                checkpoint, max_length=config.text_max_length,
+                trainable_layers=config.trainable_layers)
+        model = build_model(config, item_ids, user_ids, catalogue.item_text_embeddings.shape[1],
+                            text_encoder)
+        model.item_tower.set_text_embeddings(catalogue.item_text(item_ids))
+        model.user_tower.set_text_embeddings(catalogue.user_text(user_ids))
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+
+    callbacks = [
+        tf.keras.callbacks.TensorBoard(log_dir=str(target.log_dir)),
+        tf.keras.callbacks.ModelCheckpoint(
+            str(target.checkpoint_dir / "epoch-{epoch:03d}.weights.h5"),
+            save_weights_only=True),
+    ]
+    if len(split.valid):
+        rows = eval_rows(split, "valid", config.max_history)
+        callbacks.insert(0, ValidationCallback(rows, catalogue.item_text(rows.candidates)))
+    started = time.perf_counter()
+    history = model.fit(_input_pipeline(examples, config.batch_size, config.seed),
+                        epochs=config.epochs, callbacks=callbacks, verbose=1)
+    seconds = time.perf_counter() - started
+
+    model.save(target.model_file)
+    metrics = {
+        "train_seconds": round(seconds, 1),
+        "examples": int(len(examples[schema.ITEM_ID])),
+        "items_in_vocabulary": len(item_ids), "users_in_vocabulary": len(user_ids),
+        "skipped_rows": dataset.skipped,
+        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+    }
+    target.metrics_file.write_text(json.dumps(metrics, indent=2))
+    plot_training_curves(metrics["history"], target.curves_file)
+    return metrics
