@@ -19,11 +19,17 @@ def _tensorflow_already_uses_keras3() -> bool:
     # nobody has touched ``tf.keras`` yet. Read the loader's state without
     # triggering it.
     tensorflow = sys.modules.get("tensorflow")
-    if tensorflow is None:
+    keras = vars(tensorflow).get("keras") if tensorflow is not None else None
+    if keras is None:
         return False
-    keras_loader = vars(tensorflow).get("keras")
-    return vars(keras_loader).get("_tfll_keras_version") == "keras_3" if hasattr(
-        keras_loader, "__dict__") else False
+    loader_state = vars(keras)
+    if loader_state.get("_tfll_initialized") is False:
+        return False  # still lazy: the variable below decides
+    if loader_state.get("_tfll_keras_version"):
+        return loader_state["_tfll_keras_version"] == "keras_3"
+    # Once resolved, the loader replaces itself with the module it loaded:
+    # "keras._tf_keras.keras" is Keras 3, "tf_keras.api._v2.keras" is Keras 2.
+    return getattr(keras, "__name__", "").startswith("keras.")
 
 
 if _tensorflow_already_uses_keras3():

@@ -84,6 +84,6 @@ class ItemTower(tf.keras.Model):
         self(tf.constant([schema.PADDING_ID]))
 
     def get_config(self):
-        return {"item_ids": self.item_ids, "text_dim": self.text_dim,
+        return {"item_ids": list(self.item_ids), "text_dim": self.text_dim,
                 "embedding_dim": self.embedding_dim, "id_dropout": self.id_dropout,
                 "name": self.name}

@@ -124,7 +124,7 @@ class UserTower(tf.keras.Model):
               schema.HISTORY_RATING: tf.zeros((1, 1))})
 
     def get_config(self):
-        return {"user_ids": self.user_ids, "text_dim": self.text_dim,
+        return {"user_ids": list(self.user_ids), "text_dim": self.text_dim,
                 "embedding_dim": self.embedding_dim, "max_history": self.max_history,
                 "num_layers": self.num_layers, "num_heads": self.num_heads,
                 "dropout": self.dropout, "name": self.name}

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 import tensorflow as tf
 import transformers
 from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+from transformers.modeling_tf_utils import load_tf_weights
 
 
 class CheckpointError(ValueError):
@@ -147,8 +148,8 @@ class TextEncoder(tf.keras.layers.Layer):
                 allow_missing_keys=True)
             missing = [key for key in info["missing_keys"] if "pooler" not in key]
         elif h5_file.is_file():
-            encoder.bert.load_weights(str(h5_file), by_name=True)
-            missing = []
+            missing, _, mismatched = load_tf_weights(encoder.bert, str(h5_file))
+            missing += mismatched
         else:
             raise CheckpointError(
                 f"BERT checkpoint folder {checkpoint} has no model.safetensors "
@@ -156,7 +157,7 @@ class TextEncoder(tf.keras.layers.Layer):
                 "installed: convert it to safetensors)")
         if missing:
             raise CheckpointError(
-                f"{safetensors_file} lacks weights for {len(missing)} encoder "
+                f"{checkpoint}: the weights file lacks {len(missing)} encoder "
                 f"variables, e.g. {missing[:3]}: is it a BERT checkpoint?")
         return encoder
 
@@ -177,7 +178,8 @@ class TextEncoder(tf.keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            bert_config=self.bert_config, vocab=self.vocab,
+            # Keras wraps dict/list attributes for tracking; JSON needs plain ones.
+            bert_config=dict(self.bert_config), vocab=list(self.vocab),
             do_lower_case=self.do_lower_case, max_length=self.max_length,
             normalize=self.normalize, trainable_layers=self.trainable_layers)
         return config

@@ -103,4 +103,4 @@ def render_item_text(item: Mapping[str, Any]) -> str:
             parts.append(f"{key.replace('_', ' ')}: {_clean(value)}")
     if not _is_missing(item.get("description")):
         parts.append(_clean(item["description"]))
-    return ". ".join(parts) + ("." if parts else "")
+    return "".join(part.rstrip(".") + ". " for part in parts).strip()

