@@ -110,7 +110,8 @@ def _parse_timestamps(values: pd.Series) -> pd.Series:
     text = numeric.isna() & values.notna() & (values.astype(str).str.strip() != "")
     if text.any():
         dates = pd.to_datetime(values[text], errors="coerce", utc=True, format="ISO8601")
-        parsed[text] = (dates.astype("int64") // 10**9).where(dates.notna())
+        seconds = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        parsed[text] = seconds.astype("Int64")
     return parsed
 
 
@@ -172,15 +173,16 @@ def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
     frame = _check_ids(frame, path, "user_id", skip_bad_rows, skipped)
     frame = _check_ids(frame, path, "item_id", skip_bad_rows, skipped)
     timestamps = _parse_timestamps(frame["timestamp"])
-    frame = _bad_rows(frame.assign(timestamp=timestamps), timestamps.isna(), path,
-                      "timestamp", "not a Unix time or ISO-8601 date",
-                      skip_bad_rows, "bad timestamp", skipped)
+    frame = _bad_rows(frame, timestamps.isna(), path, "timestamp",
+                      "not a Unix time or ISO-8601 date", skip_bad_rows, "bad timestamp",
+                      skipped)
+    frame = frame.assign(timestamp=timestamps[frame.index])
     if "rating" in frame.columns:
         text = frame["rating"].astype(str).str.strip()
         ratings = pd.to_numeric(text.where(text != ""), errors="coerce")
-        frame = _bad_rows(frame.assign(rating=ratings), ratings.isna() & (text != ""),
-                          path, "rating", "not a number", skip_bad_rows,
-                          "bad rating", skipped)
+        frame = _bad_rows(frame, ratings.isna() & (text != ""), path, "rating",
+                          "not a number", skip_bad_rows, "bad rating", skipped)
+        frame = frame.assign(rating=ratings[frame.index])
     else:
         frame["rating"] = float("nan")
     unknown = ~frame["item_id"].isin(items.index)

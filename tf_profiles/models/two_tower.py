@@ -13,6 +13,11 @@ ITEM_TEXT = "item_text"  # raw strings, used only when fine-tuning the encoder
 USER_TEXT = "user_text"
 
 
+def _unit(vectors):
+    # Scores and the softmax stay float32 even when the towers compute in float16.
+    return tf.math.l2_normalize(tf.cast(vectors, tf.float32), -1)
+
+
 @tf.keras.utils.register_keras_serializable(package="tf_profiles")
 class TwoTowerModel(tfrs.Model):
     """TFRS two-tower retrieval: in-batch softmax with logQ correction.
@@ -50,6 +55,9 @@ class TwoTowerModel(tfrs.Model):
         self.text_encoder = text_encoder
         self.task = tfrs.tasks.Retrieval(
             temperature=temperature, remove_accidental_hits=remove_accidental_hits)
+        # The softmax over scores must run in float32 under a mixed_float16
+        # policy; Retrieval does not forward a dtype argument to Keras.
+        self.task._set_dtype_policy("float32")
 
     def _encode_text(self, features, text_key, training):
         if self.text_encoder is None or text_key not in features:
@@ -64,13 +72,12 @@ class TwoTowerModel(tfrs.Model):
             text = features.get(schema.ITEM_TEXT_EMBEDDING)
         if text is not None:
             inputs[schema.ITEM_TEXT_EMBEDDING] = text
-        return tf.math.l2_normalize(self.item_tower(inputs, training=training), -1)
+        return _unit(self.item_tower(inputs, training=training))
 
     def user_embedding(self, features, training=False):
         """[B] user features (id, history, ratings, optional text) → [B, D]."""
         history = features[schema.HISTORY]  # [B, H] ids, "" = padding
-        history_embeddings = tf.math.l2_normalize(
-            self.item_tower(history, training=training), -1)  # [B, H, D]
+        history_embeddings = _unit(self.item_tower(history, training=training))  # [B, H, D]
         inputs = {
             schema.USER_ID: features[schema.USER_ID],
             "history_embeddings": history_embeddings,
@@ -82,13 +89,30 @@ class TwoTowerModel(tfrs.Model):
             text = features.get(schema.USER_TEXT_EMBEDDING)
         if text is not None:
             inputs[schema.USER_TEXT_EMBEDDING] = text
-        return tf.math.l2_normalize(self.user_tower(inputs, training=training), -1)
+        return _unit(self.user_tower(inputs, training=training))
 
     def call(self, features, training=False):
         outputs = {"user_embedding": self.user_embedding(features, training)}
         if schema.ITEM_ID in features:
             outputs["item_embedding"] = self.item_embedding(features, training)
         return outputs
+
+    def train_step(self, inputs):
+        # tfrs.Model.train_step does not scale the loss, and float16 gradients
+        # underflow without it; Keras wraps the optimizer in a
+        # LossScaleOptimizer under a mixed_float16 policy.
+        if not isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
+            return super().train_step(inputs)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
+            total_loss = loss + regularization_loss
+            scaled_loss = self.optimizer.get_scaled_loss(total_loss)
+        gradients = self.optimizer.get_unscaled_gradients(
+            tape.gradient(scaled_loss, self.trainable_variables))
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return {"loss": loss, "regularization_loss": regularization_loss,
+                "total_loss": total_loss}
 
     def compute_loss(self, features, training=False):
         user = self.user_embedding(features, training)

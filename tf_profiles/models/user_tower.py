@@ -76,6 +76,7 @@ class UserTower(tf.keras.Model):
         self.text_table.assign(tf.concat([tf.zeros((1, self.text_dim)), embeddings], 0))
 
     def _encode_history(self, history, mask, rating, training):
+        history = tf.cast(history, self.compute_dtype)
         mask_float = tf.cast(mask, history.dtype)  # [B, H]
         # Recency rank: 0 for the most recent real event, wherever padding stands.
         recency = tf.cumsum(mask_float, axis=1, reverse=True) - 1.0

@@ -46,12 +46,24 @@ def build_catalogue(dataset: Dataset, config: TrainConfig, cache_dir=None) -> Ca
 
 def build_model(config: TrainConfig, item_ids, user_ids, text_dim: int,
                 text_encoder: Optional[TextEncoder] = None) -> TwoTowerModel:
-    """The default architecture for a config; call inside a strategy scope."""
-    item_tower = ItemTower(item_ids, text_dim, config.embedding_dim, config.id_dropout)
-    user_tower = UserTower(user_ids, text_dim, config.embedding_dim, config.max_history,
-                           config.num_layers, config.num_heads, config.dropout)
-    return TwoTowerModel(user_tower, item_tower, temperature=config.temperature,
-                         text_encoder=text_encoder)
+    """The default architecture for a config; call inside a strategy scope.
+
+    With ``config.mixed_precision`` the towers compute in float16 (weights
+    stay float32). The policy is global in Keras, so it is set only while the
+    layers are built: TFRS creates helper layers inside its loss call, and
+    those must stay float32.
+    """
+    previous_policy = tf.keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        item_tower = ItemTower(item_ids, text_dim, config.embedding_dim, config.id_dropout)
+        user_tower = UserTower(user_ids, text_dim, config.embedding_dim, config.max_history,
+                               config.num_layers, config.num_heads, config.dropout)
+        return TwoTowerModel(user_tower, item_tower, temperature=config.temperature,
+                             text_encoder=text_encoder)
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous_policy)
 
 
 class ValidationCallback(tf.keras.callbacks.Callback):
@@ -93,8 +105,6 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
       The metrics written to ``metrics.json``.
     """
     tf.keras.utils.set_random_seed(config.seed)
-    if config.mixed_precision:
-        tf.keras.mixed_precision.set_global_policy("mixed_float16")
     target = ModelDir(Path(output_dir))
     target.path.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(config.encoder) if config.encoder else default_checkpoint()

@@ -1,0 +1,95 @@
+import pandas as pd
+import pytest
+
+from tf_profiles.data.loaders import DataError, load_dataset
+
+
+def _write(path, text):
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture()
+def files(tmp_path):
+    items = _write(tmp_path / "items.csv", "item_id,title,tags\n007,Bond,Action|Spy\n2,Heat,Crime\n")
+    users = _write(tmp_path / "users.csv", "user_id,age,text\nu1,24,likes spies\n")
+    interactions = _write(tmp_path / "interactions.csv",
+                          "user_id,item_id,timestamp,rating\n"
+                          "u1,007,100,5\nu1,2,2020-01-01T00:00:00Z,\n")
+    return interactions, items, users
+
+
+def test_ids_stay_strings_and_dates_parse(files):
+    dataset = load_dataset(*files)
+    assert list(dataset.items.index) == ["007", "2"]
+    assert dataset.interactions["timestamp"].tolist() == [100, 1577836800]
+    assert dataset.interactions["rating"].isna().tolist() == [False, True]
+    assert dataset.skipped == {}
+
+
+def test_missing_column_names_file_and_column(files, tmp_path):
+    bad = _write(tmp_path / "bad.csv", "user_id,item_id\nu1,007\n")
+    with pytest.raises(DataError, match=r"bad.csv: missing column\(s\) timestamp"):
+        load_dataset(bad, files[1])
+
+
+def test_bad_timestamp_names_line_and_column(files, tmp_path):
+    bad = _write(tmp_path / "bad.csv", "user_id,item_id,timestamp\nu1,007,100\nu1,2,yesterday\n")
+    with pytest.raises(DataError, match=r"bad.csv, line 3, column 'timestamp'.*'yesterday'"):
+        load_dataset(bad, files[1])
+
+
+def test_unknown_item_raises_or_is_skipped_and_counted(files, tmp_path):
+    bad = _write(tmp_path / "bad.csv", "user_id,item_id,timestamp\nu1,007,100\nu1,999,101\n")
+    with pytest.raises(DataError, match=r"line 3, column 'item_id'.*not in the items file"):
+        load_dataset(bad, files[1])
+    dataset = load_dataset(bad, files[1], skip_bad_rows=True)
+    assert len(dataset.interactions) == 1
+    assert dataset.skipped == {"unknown item": 1}
+
+
+def test_duplicate_item_is_an_error_even_when_skipping(files, tmp_path):
+    items = _write(tmp_path / "items.csv", "item_id,title\n1,A\n1,B\n")
+    with pytest.raises(DataError, match=r"line 3, column 'item_id'.*duplicate item_id"):
+        load_dataset(files[0], items, skip_bad_rows=True)
+
+
+def test_duplicate_user_is_an_error(files, tmp_path):
+    users = _write(tmp_path / "users.csv", "user_id\nu1\nu1\n")
+    with pytest.raises(DataError, match="duplicate user_id"):
+        load_dataset(files[0], files[1], users)
+
+
+def test_exact_duplicate_events_are_dropped_and_counted(files, tmp_path):
+    events = _write(tmp_path / "events.csv",
+                    "user_id,item_id,timestamp\nu1,007,100\nu1,007,100\n")
+    dataset = load_dataset(events, files[1])
+    assert len(dataset.interactions) == 1
+    assert dataset.skipped == {"duplicate event": 1}
+
+
+def test_empty_and_missing_files(files, tmp_path):
+    empty = _write(tmp_path / "empty.csv", "user_id,item_id,timestamp\n")
+    with pytest.raises(DataError, match="empty.csv: the file has no rows"):
+        load_dataset(empty, files[1])
+    with pytest.raises(DataError, match="nope.csv: file not found"):
+        load_dataset(tmp_path / "nope.csv", files[1])
+
+
+def test_bad_rating_is_named(files, tmp_path):
+    bad = _write(tmp_path / "bad.csv", "user_id,item_id,timestamp,rating\nu1,007,1,five\n")
+    with pytest.raises(DataError, match=r"line 2, column 'rating'.*not a number"):
+        load_dataset(bad, files[1])
+
+
+def test_parquet_rows_are_named_by_row(files, tmp_path):
+    frame = pd.DataFrame({"user_id": ["u1", "u1"], "item_id": ["007", "2"],
+                          "timestamp": ["1", "never"]})
+    frame.to_parquet(tmp_path / "events.parquet")
+    with pytest.raises(DataError, match=r"events.parquet, row 1, column 'timestamp'"):
+        load_dataset(tmp_path / "events.parquet", files[1])
+
+
+def test_unsupported_format(files, tmp_path):
+    with pytest.raises(DataError, match="unsupported format"):
+        load_dataset(_write(tmp_path / "events.json", "{}"), files[1])

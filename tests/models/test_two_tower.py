@@ -1,0 +1,89 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_profiles import ItemTower, TwoTowerModel, UserTower
+from tf_profiles.data import schema
+from tf_profiles.data.examples import training_examples
+from tf_profiles.data.loaders import load_dataset
+from tf_profiles.training.config import TrainConfig
+from tf_profiles.training.trainer import build_model
+
+from tests.conftest import assert_same_outputs
+
+
+def _model(items, users, dim=8, text_dim=4, temperature=0.1):
+    return TwoTowerModel(
+        UserTower(users, text_dim, dim, max_history=4, num_layers=1, dropout=0.0),
+        ItemTower(items, text_dim, dim, id_dropout=0.0), temperature=temperature)
+
+
+def _batch(examples, size=None):
+    return {k: tf.constant(v[:size].astype(str) if v.dtype == object else v[:size])
+            for k, v in examples.items()}
+
+
+@pytest.fixture()
+def examples(tiny_data):
+    dataset = load_dataset(tiny_data["interactions"], tiny_data["items"])
+    return training_examples(dataset.interactions, max_history=4)
+
+
+def test_loss_is_in_batch_softmax_with_logq_and_accidental_hits(examples):
+    items = sorted(set(examples["item_id"]))
+    model = _model(items, sorted(set(examples["user_id"])))
+    batch = _batch(examples, 16)
+    users = model.user_embedding(batch).numpy()
+    candidates = model.item_embedding(batch).numpy()
+    logits = users @ candidates.T / 0.1 - np.log(batch[schema.ITEM_PROBABILITY].numpy())[None]
+    ids = batch[schema.ITEM_ID].numpy()
+    duplicate = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
+    assert duplicate.any()  # the batch exercises accidental-hit removal
+    logits[duplicate] = np.finfo(np.float32).min / 2
+    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
+                                  keepdims=True)) - logits.max(1, keepdims=True)
+    expected = -np.trace(log_softmax)
+    assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_training_lowers_the_loss(examples):
+    model = _model(sorted(set(examples["item_id"])), sorted(set(examples["user_id"])))
+    model.compile(tf.keras.optimizers.Adam(0.01))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {k: v.astype(str) if v.dtype == object else v for k, v in examples.items()}).batch(32)
+    history = model.fit(dataset, epochs=15, verbose=0).history["loss"]
+    assert history[-1] < 0.8 * history[0]
+
+
+def test_trained_model_round_trips_through_load_model(examples, tmp_path):
+    model = _model(sorted(set(examples["item_id"])), sorted(set(examples["user_id"])))
+    model.compile(tf.keras.optimizers.Adam(0.01))
+    batch = _batch(examples)
+    model.fit(tf.data.Dataset.from_tensors(batch), epochs=2, verbose=0)
+    model.save(tmp_path / "model.keras")
+    reloaded = tf.keras.models.load_model(tmp_path / "model.keras")
+    assert isinstance(reloaded, TwoTowerModel)
+    unknown = dict(batch, **{schema.USER_ID: tf.fill(tf.shape(batch[schema.USER_ID]), "new"),
+                             schema.ITEM_ID: tf.fill(tf.shape(batch[schema.ITEM_ID]), "new")})
+    for features in (batch, unknown):
+        assert_same_outputs(model(features), reloaded(features))
+    assert reloaded.get_config()["temperature"] == 0.1
+
+
+def test_tower_sizes_must_match():
+    with pytest.raises(ValueError, match="tower sizes differ"):
+        TwoTowerModel(UserTower(["u"], 4, 8), ItemTower(["i"], 4, 16))
+
+
+def test_mixed_precision_trains_with_loss_scaling(examples):
+    config = TrainConfig(embedding_dim=8, max_history=4, num_layers=1, mixed_precision=True)
+    model = build_model(config, sorted(set(examples["item_id"])),
+                        sorted(set(examples["user_id"])), text_dim=4)
+    assert tf.keras.mixed_precision.global_policy().name == "float32"
+    assert model.user_tower.compute_dtype == "float16"
+    model.compile(tf.keras.optimizers.Adam(0.01))
+    loss = model.fit(tf.data.Dataset.from_tensors(_batch(examples, 32)), epochs=2,
+                     verbose=0).history["loss"]
+    assert isinstance(model.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
+    assert np.isfinite(loss).all()
+    assert model.user_embedding(_batch(examples, 4)).dtype == tf.float32
