@@ -104,7 +104,6 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     Returns:
       The metrics written to ``metrics.json``.
     """
-    tf.keras.utils.set_random_seed(config.seed)
     target = ModelDir(Path(output_dir))
     target.path.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(config.encoder) if config.encoder else default_checkpoint()
@@ -126,6 +125,9 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
         examples[USER_TEXT] = np.array([text_of_user.get(u, "") for u in examples[schema.USER_ID]],
                                        object)
 
+    # Seeded here, after the text embeddings: whether they came from the cache
+    # or from a freshly built encoder must not change the model's random state.
+    tf.keras.utils.set_random_seed(config.seed)
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         text_encoder = None
