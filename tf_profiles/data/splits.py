@@ -52,10 +52,15 @@ def sort_events(interactions: pd.DataFrame) -> pd.DataFrame:
     return interactions.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
 
 
-def leave_one_out(interactions: pd.DataFrame) -> Split:
+def _catalogue(events, item_ids):
+    return sorted(set(events["item_id"]) | set(item_ids or ()))
+
+
+def leave_one_out(interactions: pd.DataFrame, item_ids=None) -> Split:
     """Last event per user is the test, the one before is validation.
 
-    Users with fewer than 3 events stay entirely in training.
+    Users with fewer than 3 events stay entirely in training. Candidates are
+    all of ``item_ids`` (the catalogue) plus every item with an event.
     """
     events = sort_events(interactions)
     position_from_end = events.groupby("user_id").cumcount(ascending=False)
@@ -65,7 +70,7 @@ def leave_one_out(interactions: pd.DataFrame) -> Split:
     valid = events[eligible & (position_from_end == 1)]
     train = events[~events.index.isin(test.index) & ~events.index.isin(valid.index)]
     return Split("loo", train.reset_index(drop=True), valid.reset_index(drop=True),
-                 test.reset_index(drop=True), sorted(events["item_id"].unique()))
+                 test.reset_index(drop=True), _catalogue(events, item_ids))
 
 
 def cold_start_items(interactions: pd.DataFrame, fraction: float = 0.15,
@@ -87,7 +92,7 @@ def cold_start_items(interactions: pd.DataFrame, fraction: float = 0.15,
 
 
 def cold_start_users(interactions: pd.DataFrame, fraction: float = 0.1,
-                     max_events: int = 3, seed: int = 0) -> Split:
+                     max_events: int = 3, seed: int = 0, item_ids=None) -> Split:
     """A random ``fraction`` of users keep only their first ``max_events`` events.
 
     Their next event is the test; everything after it is dropped. All other
@@ -103,14 +108,16 @@ def cold_start_users(interactions: pd.DataFrame, fraction: float = 0.1,
     train = events[~is_cold | (position < max_events)]
     test = events[is_cold & (position == max_events)]
     return Split("cold-users", train.reset_index(drop=True), train.iloc[:0],
-                 test.reset_index(drop=True), sorted(events["item_id"].unique()))
+                 test.reset_index(drop=True), _catalogue(events, item_ids))
 
 
-def make_split(protocol: str, interactions: pd.DataFrame, seed: int = 0) -> Split:
+def make_split(protocol: str, interactions: pd.DataFrame, seed: int = 0,
+               item_ids=None) -> Split:
+    """The split of ``protocol``; ``item_ids`` is the catalogue to rank."""
     if protocol == "loo":
-        return leave_one_out(interactions)
+        return leave_one_out(interactions, item_ids)
     if protocol == "cold-items":
         return cold_start_items(interactions, seed=seed)
     if protocol == "cold-users":
-        return cold_start_users(interactions, seed=seed)
+        return cold_start_users(interactions, seed=seed, item_ids=item_ids)
     raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")

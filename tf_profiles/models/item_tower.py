@@ -73,7 +73,11 @@ class ItemTower(tf.keras.Model):
         if training and self.id_dropout > 0:
             dropped = tf.random.uniform(tf.shape(index)) < self.id_dropout
             index = tf.where(dropped, tf.zeros_like(index), index)
-        return self.id_embedding(index) + self.text_projection(text)
+        # The OOV row is not used: an unseen (or dropped-out) id contributes
+        # nothing, so such an item is embedded by its text alone rather than
+        # shifted towards a generic "unknown item" vector.
+        known = tf.cast(index > 0, self.compute_dtype)[..., tf.newaxis]
+        return self.id_embedding(index) * known + self.text_projection(text)
 
     # Keras rebuilds a reloaded model from its input shape, which cannot say
     # "strings"; building on a real (empty) id does.

@@ -30,6 +30,11 @@ class TwoTowerModel(tfrs.Model):
       user_tower, item_tower: the towers (same ``embedding_dim``).
       temperature: softmax temperature on the (L2-normalised) scores.
       remove_accidental_hits: mask in-batch negatives equal to the positive.
+      logq_strength: how much of the sampling-bias correction is applied:
+        scores are lowered by ``logq_strength * log(item_probability)``. 1 is
+        the full logQ correction (unbiased softmax over the catalogue), 0
+        none (in-batch negatives then favour popular items, which full-
+        ranking accuracy metrics partly reward).
       text_encoder: a trainable :class:`TextEncoder` for fine-tuning mode;
         then batches carry raw ``item_text``/``user_text`` and their
         embeddings replace the stored ones. None (default): frozen encoder,
@@ -42,7 +47,8 @@ class TwoTowerModel(tfrs.Model):
 
     def __init__(self, user_tower: UserTower, item_tower: ItemTower,
                  temperature: float = 0.05, remove_accidental_hits: bool = True,
-                 text_encoder: Optional[TextEncoder] = None, **kwargs):
+                 logq_strength: float = 1.0, text_encoder: Optional[TextEncoder] = None,
+                 **kwargs):
         super().__init__(**kwargs)
         if user_tower.embedding_dim != item_tower.embedding_dim:
             raise ValueError(
@@ -52,6 +58,7 @@ class TwoTowerModel(tfrs.Model):
         self.item_tower = item_tower
         self.temperature = temperature
         self.remove_accidental_hits = remove_accidental_hits
+        self.logq_strength = logq_strength
         self.text_encoder = text_encoder
         self.task = tfrs.tasks.Retrieval(
             temperature=temperature, remove_accidental_hits=remove_accidental_hits)
@@ -117,9 +124,12 @@ class TwoTowerModel(tfrs.Model):
     def compute_loss(self, features, training=False):
         user = self.user_embedding(features, training)
         item = self.item_embedding(features, training)
+        probability = features.get(schema.ITEM_PROBABILITY)
+        if probability is not None:
+            # TFRS subtracts log(p); p ** s makes that s * log(p).
+            probability = tf.pow(probability, self.logq_strength)
         return self.task(
-            user, item,
-            candidate_sampling_probability=features.get(schema.ITEM_PROBABILITY),
+            user, item, candidate_sampling_probability=probability,
             candidate_ids=features[schema.ITEM_ID], compute_metrics=False)
 
     # See ItemTower.get_build_config.
@@ -139,6 +149,7 @@ class TwoTowerModel(tfrs.Model):
             "item_tower": serialize(self.item_tower),
             "temperature": self.temperature,
             "remove_accidental_hits": self.remove_accidental_hits,
+            "logq_strength": self.logq_strength,
             "text_encoder": serialize(self.text_encoder) if self.text_encoder else None,
             "name": self.name,
         }

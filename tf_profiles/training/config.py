@@ -29,6 +29,7 @@ class TrainConfig:
     dropout: float = 0.2
     id_dropout: float = 0.1
     temperature: float = 0.05
+    logq_strength: float = 1.0
     text_max_length: int = 64
     encoder: Optional[str] = None
     encoder_mode: str = "frozen"

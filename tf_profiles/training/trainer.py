@@ -61,7 +61,7 @@ def build_model(config: TrainConfig, item_ids, user_ids, text_dim: int,
         user_tower = UserTower(user_ids, text_dim, config.embedding_dim, config.max_history,
                                config.num_layers, config.num_heads, config.dropout)
         return TwoTowerModel(user_tower, item_tower, temperature=config.temperature,
-                             text_encoder=text_encoder)
+                             logq_strength=config.logq_strength, text_encoder=text_encoder)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -110,7 +110,8 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     config_record = {**config.to_dict(), "encoder": str(checkpoint)}
     target.config_file.write_text(json.dumps(config_record, indent=2))
 
-    split = make_split(config.protocol, dataset.interactions, seed=config.seed)
+    split = make_split(config.protocol, dataset.interactions, seed=config.seed,
+                       item_ids=list(dataset.items.index))
     split.save(target.split_dir)
     catalogue = build_catalogue(dataset, TrainConfig(**config_record), cache_dir)
     catalogue.save(target.catalogue_dir)

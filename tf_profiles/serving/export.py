@@ -1,0 +1,164 @@
+"""``tf-profiles export``: a trained model folder → a versioned SavedModel for TF Serving."""
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tf_profiles.data.examples import latest_histories
+from tf_profiles.profiles.describe import describe_profile
+from tf_profiles.profiles.interests import interest_weights
+from tf_profiles.serving import warmup
+from tf_profiles.serving.configs import write_serving_configs
+from tf_profiles.serving.module import (ITEM_EMBEDDING, LOOKUP_PROFILES, SERVING_DEFAULT,
+                                        USER_EMBEDDING, ServingModule)
+from tf_profiles.text.encoder import TextEncoder
+from tf_profiles.training.artifacts import ModelDir
+
+METADATA_FILE = "tf_profiles.json"
+TOP_INTERESTS = 5
+
+
+def next_version(export_base: Path) -> int:
+    """1 + the largest integer folder name under ``export_base`` (1 when none)."""
+    versions = [int(p.name) for p in Path(export_base).glob("*") if p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def stored_profiles(events: pd.DataFrame, catalogue, max_history: int,
+                    half_life_days: float = 90.0) -> dict:
+    """Per-user arrays the servable stores: history, text, interests, description."""
+    users = catalogue.users
+    user_ids = users["user_id"].to_numpy(dtype=object)
+    histories = latest_histories(events, user_ids, max_history)
+    interests = interest_weights(events, catalogue.items, half_life_days, top=TOP_INTERESTS)
+    tags = np.full((len(user_ids), TOP_INTERESTS), "", dtype=object)
+    weights = np.zeros((len(user_ids), TOP_INTERESTS), np.float32)
+    row_of = {u: i for i, u in enumerate(user_ids)}
+    rows = interests["user_id"].map(row_of).to_numpy()
+    ranks = interests["rank"].to_numpy(dtype=np.int64)
+    tags[rows, ranks] = interests["tag"].to_numpy(dtype=object)
+    weights[rows, ranks] = interests["weight"].to_numpy(np.float32)
+    titles = catalogue.items.set_index("item_id")["title"]
+    attributes = users.drop(columns=["text"]).to_dict("records")
+    descriptions = []
+    for row, user in enumerate(attributes):
+        recent = [titles.get(i, i) for i in histories["history"][row][::-1] if i]
+        pairs = [(t, float(w)) for t, w in zip(tags[row], weights[row]) if t]
+        descriptions.append(describe_profile(user, pairs, recent))
+    return {"user_id": user_ids, "text_embedding": catalogue.user_text_embeddings,
+            "history": histories["history"], "history_rating": histories["history_rating"],
+            "profile_text": np.array(descriptions, dtype=object), "interests": tags,
+            "interest_weights": weights}
+
+
+def _float16_copy(layer):
+    # Keras fixes a layer's compute dtype when it is built, so a float16
+    # servable is a rebuilt copy carrying the trained float32 weights.
+    previous = tf.keras.mixed_precision.global_policy()
+    tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        copy = type(layer).from_config(layer.get_config())
+        if hasattr(copy, "build_from_config"):
+            copy.build_from_config({})
+    finally:
+        tf.keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(layer.get_weights())
+    return copy
+
+
+def warmup_inputs(profiles: dict, item_ids) -> dict:
+    """A small request per signature, from stored users and items."""
+    users = np.asarray(profiles["user_id"][:2], dtype=object).astype(bytes)
+    history = np.asarray(profiles["history"][:2], dtype=object).astype(bytes)
+    items = np.asarray(list(item_ids[:2]), dtype=object).astype(bytes)
+    return {
+        SERVING_DEFAULT: {"user_id": users, "history": history,
+                          "user_text": np.array([b"", b"likes old westerns"][:len(users)])},
+        USER_EMBEDDING: {"user_id": users, "history": history,
+                         "user_text": np.array([b"", b""][:len(users)])},
+        ITEM_EMBEDDING: {"item_id": items,
+                         "item_text": np.array([b"", b"A new film. Genres: Drama."][:len(items)])},
+        LOOKUP_PROFILES: {"user_id": np.append(users, b"unknown-user")},
+    }
+
+
+def export_model(model_dir, export_base, version: Optional[int] = None, k: int = 100,
+                 float16: bool = False, half_life_days: float = 90.0,
+                 max_batch_size: int = 256, log=print) -> Path:
+    """Writes ``export_base/<version>/`` atomically and the TF Serving configs.
+
+    Args:
+      model_dir: written by ``train``.
+      export_base: the folder TF Serving polls (``saved_models/NAME``).
+      version: integer version; default: the next one.
+      k: items returned by ``serving_default``.
+      float16: compute in float16 (for GPUs; inputs and outputs stay float32).
+
+    Returns:
+      The version folder.
+
+    Raises:
+      ValueError: not a model folder, or the version exists already.
+    """
+    model_dir = ModelDir(Path(model_dir))
+    model_dir.check()
+    export_base = Path(export_base)
+    version = next_version(export_base) if version is None else int(version)
+    target = export_base / str(version)
+    if version < 1 or target.exists():
+        raise ValueError(f"{target}: version {version} exists already or is not ≥ 1; "
+                         "versions are never overwritten")
+    config, split, catalogue = model_dir.config(), model_dir.split(), model_dir.catalogue()
+    model = model_dir.load_model()
+    encoder = model.text_encoder or TextEncoder.from_checkpoint(
+        config.encoder, max_length=config.text_max_length)
+    if float16:
+        model, encoder = _float16_copy(model), _float16_copy(encoder)
+    # The servable holds every known event, not just the training split:
+    # what is served is the freshest state.
+    events = pd.concat([split.train, split.valid, split.test], ignore_index=True)
+    profiles = stored_profiles(events, catalogue, config.max_history, half_life_days)
+    item_ids = catalogue.items["item_id"].tolist()
+    rated = events.dropna(subset=["rating"])
+    module = ServingModule(model, encoder, item_ids, catalogue.item_text_embeddings, profiles,
+                           (rated["user_id"].tolist(), rated["item_id"].tolist(),
+                            rated["rating"].to_numpy(np.float32)), k)
+
+    export_base.mkdir(parents=True, exist_ok=True)
+    # Written beside the final folder, then renamed: a server polling
+    # export_base sees the whole version or none of it (non-integer folder
+    # names are ignored by TF Serving).
+    staging = export_base / f".staging-{version}-{uuid.uuid4().hex[:8]}"
+    started = time.perf_counter()
+    try:
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        extra = staging / "assets.extra"
+        warmup.write_warmup(extra / warmup.WARMUP_FILE, export_base.name,
+                            warmup_inputs(profiles, item_ids))
+        fingerprint = hashlib.sha256(pd.util.hash_pandas_object(
+            events, index=False).to_numpy().tobytes()).hexdigest()[:16]
+        (extra / METADATA_FILE).write_text(json.dumps({
+            "version": version, "model_dir": str(model_dir.path.resolve()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "k": module.k, "embedding_dim": module.embedding_dim,
+            "max_history": module.max_history, "text_max_length": config.text_max_length,
+            "encoder": config.encoder, "float16": float16,
+            "items": len(item_ids), "users": len(profiles["user_id"]),
+            "data_fingerprint": fingerprint, "signatures": list(module.signatures()),
+        }, indent=2))
+        os.rename(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    write_serving_configs(export_base / "serving", export_base.name,
+                          max_batch_size=max_batch_size)
+    log(f"exported version {version} to {target} in {time.perf_counter() - started:.1f} s")
+    return target
