@@ -44,6 +44,50 @@ def _evaluate(args):
     return table
 
 
+def _export(args):
+    from tf_profiles.serving.export import export_model
+
+    export_model(args.model, args.export_base, version=args.version, k=args.k,
+                 float16=args.float16, max_batch_size=args.max_batch_size)
+
+
+def _serve(args):
+    from tf_profiles.serving.server import ModelRegistry, ServedModel, serve_forever
+
+    if args.model_config_file:
+        registry = ModelRegistry.from_config_file(args.model_config_file)
+    elif args.model_name and args.model_base_path:
+        registry = ModelRegistry([ServedModel(args.model_name, Path(args.model_base_path))])
+    else:
+        raise ValueError("give --model-name and --model-base-path, or --model-config-file")
+    serve_forever(registry, args.port, args.host, args.file_system_poll_wait_seconds)
+
+
+def _query(args):
+    import pandas as pd
+
+    from tf_profiles.serving.client import ServingClient
+
+    with ServingClient(args.server, args.model_name, version=args.version,
+                       version_label=args.version_label, timeout=args.timeout,
+                       max_batch_size=args.max_batch_size) as client:
+        if args.what == "lookup":
+            frame = client.lookup_profiles(args.ids)
+            frame["embedding"] = frame["embedding"].map(lambda v: f"[{len(v)} floats]")
+        elif args.what == "recommend":
+            histories = [args.history] * len(args.ids) if args.history else None
+            texts = [args.text] * len(args.ids) if args.text else None
+            frame = client.recommend(args.ids, histories, texts)
+            frame = frame[frame["rank"] <= args.top]
+        elif args.what == "status":
+            frame = pd.DataFrame(client.status())
+        else:
+            print(json.dumps(client.metadata(), indent=2))
+            return
+    with pd.option_context("display.max_colwidth", 200, "display.width", 200):
+        print(frame.to_string(index=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf-profiles", description="User profiles for recommenders with a language model.")
@@ -78,12 +122,47 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--output", help="where evaluation.{md,json,png} go (default: --model)")
     evaluate.add_argument("--no-baselines", action="store_true")
     evaluate.set_defaults(run=_evaluate)
+
+    export = commands.add_parser("export", help="write a versioned SavedModel for TF Serving")
+    export.add_argument("--model", required=True, help="model folder written by train")
+    export.add_argument("--export-base", required=True, help="e.g. saved_models/NAME")
+    export.add_argument("--version", type=int, help="default: the next integer")
+    export.add_argument("--k", type=int, default=100, help="items per recommendation")
+    export.add_argument("--float16", action="store_true", help="float16 compute (GPUs)")
+    export.add_argument("--max-batch-size", type=int, default=256,
+                        help="max_batch_size written to the batching parameters")
+    export.set_defaults(run=_export)
+
+    serve = commands.add_parser(
+        "serve", help="local PredictionService for development (production: TF Serving)")
+    serve.add_argument("--model-name")
+    serve.add_argument("--model-base-path")
+    serve.add_argument("--model-config-file", help="TF Serving models.config")
+    serve.add_argument("--port", type=int, default=8500)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0)
+    serve.set_defaults(run=_serve)
+
+    query = commands.add_parser("query", help="ask a running server (TF Serving or local)")
+    query.add_argument("what", choices=["lookup", "recommend", "status", "metadata"])
+    query.add_argument("ids", nargs="*", help="user ids")
+    query.add_argument("--server", default="127.0.0.1:8500")
+    query.add_argument("--model-name", required=True)
+    query.add_argument("--version", type=int)
+    query.add_argument("--version-label")
+    query.add_argument("--history", nargs="*", help="item ids, oldest first (recommend)")
+    query.add_argument("--text", help="user text (recommend)")
+    query.add_argument("--top", type=int, default=10)
+    query.add_argument("--timeout", type=float, default=10.0)
+    query.add_argument("--max-batch-size", type=int, default=256)
+    query.set_defaults(run=_query)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     import tf_profiles  # noqa: F401  (sets up Keras 2 before TensorFlow loads)
+    import grpc
     from tf_profiles.data.loaders import DataError
     from tf_profiles.text.encoder import CheckpointError
 
@@ -92,6 +171,10 @@ def main(argv=None):
     except (DataError, CheckpointError, ValueError) as error:
         print(f"tf-profiles {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except grpc.RpcError as error:
+        print(f"tf-profiles {args.command}: {error.code().name}: {error.details()}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

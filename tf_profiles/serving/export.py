@@ -66,7 +66,7 @@ def _float16_copy(layer):
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         copy = type(layer).from_config(layer.get_config())
-        if hasattr(copy, "build_from_config"):
+        if isinstance(copy, tf.keras.Model):  # the encoder builds in its constructor
             copy.build_from_config({})
     finally:
         tf.keras.mixed_precision.set_global_policy(previous)

@@ -114,10 +114,14 @@ class ServingModule(tf.Module):
         # Encodes only non-empty strings; "" takes the text stored for a
         # known id (row ≥ 0) and stays all-zero otherwise.
         present = tf.not_equal(texts, "")
-        encoded = tf.scatter_nd(
-            tf.where(present), tf.cast(self.encoder(tf.boolean_mask(texts, present)), tf.float32),
-            tf.stack([tf.shape(texts, out_type=tf.int64)[0],
-                      tf.cast(self.encoder.output_dim, tf.int64)]))
+        shape = tf.stack([tf.shape(texts, out_type=tf.int64)[0],
+                          tf.cast(self.encoder.output_dim, tf.int64)])
+        # BERT cannot run on an empty batch, and most requests carry no text.
+        encoded = tf.cond(
+            tf.reduce_any(present),
+            lambda: tf.scatter_nd(tf.where(present), tf.cast(
+                self.encoder(tf.boolean_mask(texts, present)), tf.float32), shape),
+            lambda: tf.zeros(shape, tf.float32))
         known = tf.gather(stored, tf.maximum(rows, 0)) * tf.cast(
             rows >= 0, tf.float32)[:, tf.newaxis]
         return tf.where(present[:, tf.newaxis], encoded, known)

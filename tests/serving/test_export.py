@@ -1,0 +1,204 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from tf_profiles.data import schema
+from tf_profiles.serving import warmup
+from tf_profiles.serving.configs import allowed_batch_sizes
+from tf_profiles.serving.export import export_model, next_version
+from tf_profiles.serving.module import SIGNATURES
+from tf_profiles.training.artifacts import ModelDir
+
+from tests.conftest import read_json
+
+
+@pytest.fixture(scope="module")
+def loaded(exported):
+    return tf.saved_model.load(str(exported[1]))
+
+
+@pytest.fixture(scope="module")
+def keras_side(trained_model):
+    folder = ModelDir(trained_model)
+    return folder.load_model(), folder.catalogue()
+
+
+def _user_request(users, history, texts):
+    return dict(user_id=tf.constant(users), history=tf.constant(history),
+                user_text=tf.constant(texts))
+
+
+def test_layout_and_metadata(exported):
+    base, version = exported
+    assert version.name == "1"
+    for name in ("saved_model.pb", "variables", "assets.extra/tf_serving_warmup_requests",
+                 "assets.extra/tf_profiles.json"):
+        assert (version / name).exists(), name
+    metadata = read_json(version / "assets.extra/tf_profiles.json")
+    assert metadata["k"] == 5 and metadata["embedding_dim"] == 8
+    assert metadata["signatures"] == list(SIGNATURES)
+    assert not [p for p in base.iterdir() if p.name.startswith(".staging")]
+
+
+def test_signature_contract_in_saved_model_cli(exported):
+    cli = Path(sys.executable).parent / "saved_model_cli"
+    shown = subprocess.run([str(cli), "show", "--dir", str(exported[1]), "--all"],
+                           capture_output=True, text=True, check=True).stdout
+    for signature in SIGNATURES:
+        assert f"signature_def['{signature}']" in shown
+    for name in ("inputs['user_id'] tensor_info:\n        dtype: DT_STRING",
+                 "inputs['history'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, -1)",
+                 "outputs['item_ids'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, 5)",
+                 "outputs['found'] tensor_info:\n        dtype: DT_BOOL",
+                 "outputs['interest_weights'] tensor_info:\n        dtype: DT_FLOAT"):
+        assert name in shown, name
+
+
+def test_no_device_placement_in_any_serving_function(exported):
+    proto = saved_model_pb2.SavedModel.FromString((exported[1] / "saved_model.pb").read_bytes())
+    functions = proto.meta_graphs[0].graph_def.library.function
+    # TensorFlow pins its own checkpoint save/restore functions to the CPU in
+    # every SavedModel (they run once, at load); everything else must be free
+    # to land on a GPU.
+    serving = [f for f in functions if "_traced_save" not in f.signature.name
+               and "_traced_restore" not in f.signature.name]
+    placed = {(f.signature.name, n.name, n.device) for f in serving for n in f.node_def
+              if n.device}
+    assert len(serving) > 10 and not placed
+
+
+@pytest.fixture(scope="module")
+def rating_of(trained_model):
+    """(user, item) → the stored rating the export attaches to a request's history."""
+    split = ModelDir(trained_model).split()
+    events = pd.concat([split.train, split.valid, split.test])
+    table = dict(zip(zip(events["user_id"], events["item_id"]), events["rating"]))
+    return lambda user, item: float(table.get((user, item), 0.0))
+
+
+def test_user_embedding_equals_the_keras_model(loaded, keras_side, rating_of):
+    model, catalogue = keras_side
+    users, history = ["u1", "u2"], [["", "i1", "i2", "i3"], ["i4", "", "", "i5"]]
+    served = loaded.signatures["user_embedding"](**_user_request(
+        users, history, ["", ""]))["embedding"].numpy()
+    # Padding anywhere is compacted to the right, as in training.
+    compact = [["", "i1", "i2", "i3"], ["", "", "i4", "i5"]]
+    expected = model.user_embedding({
+        schema.USER_ID: tf.constant(users), schema.HISTORY: tf.constant(compact),
+        schema.HISTORY_RATING: tf.constant(
+            [[rating_of(u, i) if i else 0.0 for i in row] for u, row in zip(users, compact)]),
+        schema.USER_TEXT_EMBEDDING: tf.constant(catalogue.user_text(users))}).numpy()
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def test_item_embedding_equals_the_keras_model_and_new_items_embed_by_text(loaded, keras_side,
+                                                                             tiny_bert):
+    model, catalogue = keras_side
+    serve = loaded.signatures["item_embedding"]
+    served = serve(item_id=tf.constant(["i1", "i2"]), item_text=tf.constant(["", ""]))
+    expected = model.item_embedding({
+        schema.ITEM_ID: tf.constant(["i1", "i2"]),
+        schema.ITEM_TEXT_EMBEDDING: tf.constant(catalogue.item_text(["i1", "i2"]))})
+    np.testing.assert_allclose(served["embedding"].numpy(), expected.numpy(), atol=1e-5)
+    new = serve(item_id=tf.constant(["brand-new", "brand-new"]),
+                item_text=tf.constant(["star wars drama", "comedy"]))["embedding"].numpy()
+    assert not np.allclose(new[0], new[1])  # the text decides where a new item lands
+    from tf_profiles.text.encoder import TextEncoder
+
+    text = TextEncoder.from_checkpoint(tiny_bert, max_length=16)(tf.constant(["comedy"]))
+    by_keras = model.item_embedding({schema.ITEM_ID: tf.constant(["brand-new"]),
+                                     schema.ITEM_TEXT_EMBEDDING: text}).numpy()
+    np.testing.assert_allclose(new[1:], by_keras, atol=1e-5)
+
+
+def test_recommendations_rank_by_the_dot_product_and_skip_history(loaded):
+    request = _user_request(["u1", "nobody"], [["i1", "", "i2"], ["i3", "i4", ""]],
+                            ["", "likes drama"])
+    top = loaded.signatures["serving_default"](**request)
+    ids, scores = top["item_ids"].numpy(), top["scores"].numpy()
+    assert ids.shape == scores.shape == (2, 5)
+    assert not {b"i1", b"i2"} & set(ids[0]) and not {b"i3", b"i4"} & set(ids[1])
+    assert (np.diff(scores, axis=1) <= 1e-6).all()
+    users = loaded.signatures["user_embedding"](**request)["embedding"].numpy()
+    for row in range(2):
+        items = loaded.signatures["item_embedding"](
+            item_id=tf.constant(ids[row]), item_text=tf.constant([""] * 5))["embedding"].numpy()
+        np.testing.assert_allclose(items @ users[row], scores[row], atol=1e-5)
+
+
+def test_empty_history_falls_back_to_the_stored_one(loaded):
+    embed = loaded.signatures["user_embedding"]
+    empty = embed(**_user_request(["u1"], [["", ""]], [""]))["embedding"].numpy()
+    lookup = loaded.signatures["lookup_profiles"](user_id=tf.constant(["u1"]))
+    np.testing.assert_allclose(empty, lookup["embedding"].numpy(), atol=1e-5)
+    top = loaded.signatures["serving_default"](**_user_request(["u1"], [[""]], [""]))
+    assert top["item_ids"].shape == (1, 5)
+
+
+def test_lookup_profiles_found_and_not_found(loaded):
+    out = loaded.signatures["lookup_profiles"](user_id=tf.constant(["u3", "nobody", "u3"]))
+    assert out["found"].numpy().tolist() == [True, False, True]
+    assert not out["embedding"].numpy()[1].any()
+    assert out["profile_text"].numpy()[1] == b""
+    text = out["profile_text"].numpy()[0].decode()
+    assert "Interested in" in text and "Recently:" in text
+    weights = out["interest_weights"].numpy()
+    assert weights[0].sum() > 0 and not weights[1].any()
+    assert out["interests"].numpy()[0][0] in (b"Action", b"Comedy", b"Drama")
+
+
+def test_unknown_ids_never_crash(loaded):
+    out = loaded.signatures["serving_default"](**_user_request(
+        ["x", "y"], [["nope", "never"], ["", ""]], ["", ""]))
+    assert np.isfinite(out["scores"].numpy()).all()
+    emb = loaded.signatures["item_embedding"](item_id=tf.constant(["nope"]),
+                                              item_text=tf.constant([""]))["embedding"]
+    assert np.isfinite(emb.numpy()).all()
+
+
+def test_warmup_records_cover_every_signature_and_replay(exported, loaded):
+    logs = warmup.read_warmup(exported[1] / "assets.extra" / warmup.WARMUP_FILE)
+    assert sorted(log.predict_log.request.model_spec.signature_name for log in logs) == sorted(
+        SIGNATURES)
+    for log in logs:
+        request = log.predict_log.request
+        inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
+        loaded.signatures[request.model_spec.signature_name](**inputs)
+
+
+def test_versions_are_atomic_and_never_overwritten(trained_model, fresh_base):
+    assert next_version(fresh_base) == 2
+    second = export_model(trained_model, fresh_base, k=3, log=lambda _: None)
+    assert second.name == "2"
+    with pytest.raises(ValueError, match="exists already"):
+        export_model(trained_model, fresh_base, version=2, log=lambda _: None)
+    assert sorted(p.name for p in fresh_base.iterdir()) == ["1", "2", "serving"]
+
+
+def test_serving_configs(exported):
+    folder = exported[0] / "serving"
+    batching = (folder / "batching_parameters.txt").read_text()
+    assert "max_batch_size { value: 64 }" in batching
+    assert batching.strip().splitlines()[-2] == "allowed_batch_sizes: 64"
+    assert "pad_variable_length_inputs: true" in batching
+    assert 'name: "tiny"' in (folder / "models.config").read_text()
+    compose = (folder / "docker-compose.yml").read_text()
+    assert "-gpu" in compose and "--enable_batching=true" in compose
+    assert allowed_batch_sizes(256) == [8, 16, 32, 64, 128, 256]
+    assert allowed_batch_sizes(100) == [8, 16, 32, 64, 100]
+
+
+def test_float16_export_matches_float32(trained_model, exported, tmp_path, loaded):
+    version = export_model(trained_model, tmp_path / "fp16", k=5, float16=True,
+                           log=lambda _: None)
+    half = tf.saved_model.load(str(version))
+    request = _user_request(["u1", "u2"], [["i1", "i2"], ["", "i3"]], ["", "drama"])
+    np.testing.assert_allclose(
+        half.signatures["user_embedding"](**request)["embedding"].numpy(),
+        loaded.signatures["user_embedding"](**request)["embedding"].numpy(), atol=2e-2)
