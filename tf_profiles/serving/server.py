@@ -56,8 +56,10 @@ class ServedModel:
 def _load_version(path: Path, version: int) -> LoadedVersion:
     module = tf.saved_model.load(str(path))
     proto = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes())
-    defs = dict(proto.meta_graphs[0].signature_def)
     signatures = {name: module.signatures[name] for name in module.signatures}
+    # The proto also lists "__saved_model_init_op", which is not servable.
+    defs = {name: definition for name, definition in proto.meta_graphs[0].signature_def.items()
+            if name in signatures}
     return LoadedVersion(version, signatures, defs, module)
 
 
