@@ -77,6 +77,8 @@ class ServingModule(tf.Module):
         self.item_text = tf.Variable(item_text_embeddings.astype(np.float32), trainable=False,
                                      name="item_text")
         self.user_rows = _row_table(users["user_id"])
+        # The keys again, readable: a restored hash table cannot be listed.
+        self.user_ids = _string_variable(users["user_id"], "user_ids")
         self.user_text = tf.Variable(users["text_embedding"].astype(np.float32),
                                      trainable=False, name="user_text")
         self.stored_history = _string_variable(users["history"], "stored_history")

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 
 import grpc
 import tensorflow as tf
+import tensorflow_text  # noqa: F401  (registers the tokenizer ops the SavedModels use)
 from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,

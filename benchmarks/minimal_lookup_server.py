@@ -1,0 +1,53 @@
+"""The reference point for lookup throughput: a PredictionService that does
+only what a profile lookup must (hash lookup + gather) on the same data.
+
+Started by benchmarks/serving_grpc.py as a separate process:
+    python benchmarks/minimal_lookup_server.py VERSION_DIR PORT
+"""
+import sys
+from concurrent import futures
+
+import tf_profiles  # noqa: F401  (Keras 2 before TensorFlow)
+import grpc
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+
+class MinimalLookup(prediction_service_pb2_grpc.PredictionServiceServicer):
+    def __init__(self, version_dir):
+        loaded = tf.saved_model.load(version_dir)
+        self.embedding = loaded.profile_embedding.numpy()
+        self.text = loaded.profile_text.numpy()
+        self.interests = loaded.interests.numpy()
+        self.weights = loaded.interest_weights.numpy()
+        self.rows = {user: row for row, user in enumerate(loaded.user_ids.numpy().tolist())}
+
+    def Predict(self, request, context):
+        ids = tf.make_ndarray(request.inputs["user_id"])
+        rows = np.array([self.rows.get(i, -1) for i in ids])
+        found = rows >= 0
+        safe = np.maximum(rows, 0)
+        response = predict_pb2.PredictResponse()
+        outputs = {"found": found, "embedding": self.embedding[safe] * found[:, None],
+                   "profile_text": np.where(found, self.text[safe], b""),
+                   "interests": np.where(found[:, None], self.interests[safe], b""),
+                   "interest_weights": self.weights[safe] * found[:, None]}
+        for name, value in outputs.items():
+            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+
+def main():
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        MinimalLookup(sys.argv[1]), server)
+    server.add_insecure_port(f"127.0.0.1:{sys.argv[2]}")
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()
