@@ -4,6 +4,7 @@ from typing import List
 import tensorflow as tf
 
 from tf_profiles.data import schema
+from tf_profiles.models.text_table import fill_text_table, stored_or_given_text
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_profiles")
@@ -12,16 +13,16 @@ class ItemTower(tf.keras.Model):
 
     The frozen encoder's text embedding of every catalogue item is stored in
     a non-trainable table (``set_text_embeddings``), so a known item needs
-    only its id. An item outside the vocabulary falls into the OOV row of the
-    id embedding and is embedded through the text embedding given with it:
-    that is how a new item is recommended before anyone touched it.
+    only its id. An item outside the vocabulary gets no id embedding and is
+    embedded through the text embedding given with it alone: that is how a
+    new item is recommended before anyone touched it.
 
     Args:
       item_ids: the vocabulary.
       text_dim: the text encoder's output size.
       embedding_dim: output size.
-      id_dropout: in training, the probability of replacing an item's id with
-        the OOV id, which teaches the text path to stand on its own (cold start).
+      id_dropout: in training, the probability of dropping an item's id
+        embedding, which teaches the text path to stand on its own (cold start).
 
     Call inputs:
       a string tensor of ids (any shape), or a dict with ``item_id`` [...] and
@@ -36,7 +37,7 @@ class ItemTower(tf.keras.Model):
         self.text_dim = text_dim
         self.embedding_dim = embedding_dim
         self.id_dropout = id_dropout
-        # Index 0 is the OOV bucket for ids the model has never seen.
+        # Index 0: ids the model has never seen (their id embedding is unused).
         self.lookup = tf.keras.layers.StringLookup(
             vocabulary=self.item_ids, num_oov_indices=1, mask_token=None)
         vocab_size = len(self.item_ids) + 1
@@ -50,14 +51,8 @@ class ItemTower(tf.keras.Model):
         ], name="text_projection")
 
     def set_text_embeddings(self, embeddings):
-        """Stores the text embeddings of ``item_ids`` (same order), [V, text_dim]."""
-        embeddings = tf.convert_to_tensor(embeddings, tf.float32)
-        expected = (len(self.item_ids), self.text_dim)
-        if tuple(embeddings.shape) != expected:
-            raise ValueError(f"item text embeddings have shape {tuple(embeddings.shape)}, "
-                             f"expected {expected} (items × text_dim)")
-        self.text_table.assign(tf.concat(
-            [tf.zeros((1, self.text_dim)), embeddings], axis=0))
+        """Stores the text embeddings of ``item_ids`` (same order), [N, text_dim]."""
+        fill_text_table(self.text_table, embeddings, "item")
 
     def call(self, inputs, training=False):
         if isinstance(inputs, dict):
@@ -66,10 +61,7 @@ class ItemTower(tf.keras.Model):
         else:
             item_ids, text_override = inputs, None
         index = self.lookup(item_ids)
-        text = tf.gather(self.text_table, index)  # [..., text_dim]
-        if text_override is not None:
-            given = tf.reduce_any(tf.not_equal(text_override, 0.0), axis=-1, keepdims=True)
-            text = tf.where(given, tf.cast(text_override, text.dtype), text)
+        text = stored_or_given_text(self.text_table, index, text_override)  # [..., text_dim]
         if training and self.id_dropout > 0:
             dropped = tf.random.uniform(tf.shape(index)) < self.id_dropout
             index = tf.where(dropped, tf.zeros_like(index), index)

@@ -66,17 +66,17 @@ class TwoTowerModel(tfrs.Model):
         # policy; Retrieval does not forward a dtype argument to Keras.
         self.task._set_dtype_policy("float32")
 
-    def _encode_text(self, features, text_key, training):
-        if self.text_encoder is None or text_key not in features:
-            return None
-        return self.text_encoder(features[text_key], training=training)
+    def _text_embedding(self, features, raw_key, embedding_key, training):
+        # Fine-tuning encodes raw text in the step; otherwise a given
+        # embedding (or none: the tower's stored text) is used.
+        if self.text_encoder is not None and raw_key in features:
+            return self.text_encoder(features[raw_key], training=training)
+        return features.get(embedding_key)
 
     def item_embedding(self, features, training=False):
         """[B] item features (``item_id``, optional text) → [B, D] unit vectors."""
         inputs = {schema.ITEM_ID: features[schema.ITEM_ID]}
-        text = self._encode_text(features, ITEM_TEXT, training)
-        if text is None:
-            text = features.get(schema.ITEM_TEXT_EMBEDDING)
+        text = self._text_embedding(features, ITEM_TEXT, schema.ITEM_TEXT_EMBEDDING, training)
         if text is not None:
             inputs[schema.ITEM_TEXT_EMBEDDING] = text
         return _unit(self.item_tower(inputs, training=training))
@@ -91,9 +91,7 @@ class TwoTowerModel(tfrs.Model):
             "history_mask": tf.not_equal(history, schema.PADDING_ID),
             schema.HISTORY_RATING: features[schema.HISTORY_RATING],
         }
-        text = self._encode_text(features, USER_TEXT, training)
-        if text is None:
-            text = features.get(schema.USER_TEXT_EMBEDDING)
+        text = self._text_embedding(features, USER_TEXT, schema.USER_TEXT_EMBEDDING, training)
         if text is not None:
             inputs[schema.USER_TEXT_EMBEDDING] = text
         return _unit(self.user_tower(inputs, training=training))

@@ -4,6 +4,7 @@ from typing import List
 import tensorflow as tf
 
 from tf_profiles.data import schema
+from tf_profiles.models.text_table import fill_text_table, stored_or_given_text
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_profiles")
@@ -67,13 +68,8 @@ class UserTower(tf.keras.Model):
             tf.keras.layers.Dense(embedding_dim)], name="fusion")
 
     def set_text_embeddings(self, embeddings):
-        """Stores the text embeddings of ``user_ids`` (same order), [U, text_dim]."""
-        embeddings = tf.convert_to_tensor(embeddings, tf.float32)
-        expected = (len(self.user_ids), self.text_dim)
-        if tuple(embeddings.shape) != expected:
-            raise ValueError(f"user text embeddings have shape {tuple(embeddings.shape)}, "
-                             f"expected {expected} (users × text_dim)")
-        self.text_table.assign(tf.concat([tf.zeros((1, self.text_dim)), embeddings], 0))
+        """Stores the text embeddings of ``user_ids`` (same order), [N, text_dim]."""
+        fill_text_table(self.text_table, embeddings, "user")
 
     def _encode_history(self, history, mask, rating, training):
         history = tf.cast(history, self.compute_dtype)
@@ -102,11 +98,7 @@ class UserTower(tf.keras.Model):
 
     def call(self, inputs, training=False):
         index = self.lookup(inputs[schema.USER_ID])
-        text = tf.gather(self.text_table, index)
-        text_override = inputs.get(schema.USER_TEXT_EMBEDDING)
-        if text_override is not None:
-            given = tf.reduce_any(tf.not_equal(text_override, 0.0), axis=-1, keepdims=True)
-            text = tf.where(given, tf.cast(text_override, text.dtype), text)
+        text = stored_or_given_text(self.text_table, index, inputs.get(schema.USER_TEXT_EMBEDDING))
         history = self._encode_history(
             inputs["history_embeddings"], inputs["history_mask"],
             inputs[schema.HISTORY_RATING], training)
