@@ -37,7 +37,9 @@ class TwoTowerModel(tfrs.Model):
         ranking accuracy metrics partly reward).
       text_encoder: a trainable :class:`TextEncoder` for fine-tuning mode;
         then batches carry raw ``item_text``/``user_text`` and their
-        embeddings replace the stored ones. None (default): frozen encoder,
+        embeddings replace the stored ones for the candidate and the user
+        (history items keep their stored embeddings: encoding B × H texts
+        per step would multiply the cost by H). None (default): frozen encoder,
         text embeddings come from the towers' stored tables.
 
     Call inputs: the features of :mod:`tf_profiles.data.examples`; returns
