@@ -25,7 +25,10 @@ class MinimalLookup(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.rows = {user: row for row, user in enumerate(loaded.user_ids.numpy().tolist())}
 
     def Predict(self, request, context):
-        ids = tf.make_ndarray(request.inputs["user_id"])
+        # Same C++ (de)serialization as the tf_profiles server, so the
+        # comparison is of the lookup itself, not of proto building.
+        ids = tf.io.parse_tensor(request.inputs["user_id"].SerializeToString(),
+                                 tf.string).numpy()
         rows = np.array([self.rows.get(i, -1) for i in ids])
         found = rows >= 0
         safe = np.maximum(rows, 0)
@@ -35,7 +38,7 @@ class MinimalLookup(prediction_service_pb2_grpc.PredictionServiceServicer):
                    "interests": np.where(found[:, None], self.interests[safe], b""),
                    "interest_weights": self.weights[safe] * found[:, None]}
         for name, value in outputs.items():
-            response.outputs[name].CopyFrom(tf.make_tensor_proto(value))
+            response.outputs[name].ParseFromString(tf.io.serialize_tensor(value).numpy())
         return response
 
 
