@@ -1,4 +1,7 @@
-"""`tf-profiles train` as a script: python training/train.py --interactions F --items F --output DIR."""
+"""`tf-profiles train` as a script.
+
+    python training/train.py --interactions F --items F --output DIR
+"""
 import sys
 
 from tf_profiles.cli import main

@@ -11,7 +11,8 @@ def _write(path, text):
 
 @pytest.fixture()
 def files(tmp_path):
-    items = _write(tmp_path / "items.csv", "item_id,title,tags\n007,Bond,Action|Spy\n2,Heat,Crime\n")
+    items = _write(tmp_path / "items.csv",
+                   "item_id,title,tags\n007,Bond,Action|Spy\n2,Heat,Crime\n")
     users = _write(tmp_path / "users.csv", "user_id,age,text\nu1,24,likes spies\n")
     interactions = _write(tmp_path / "interactions.csv",
                           "user_id,item_id,timestamp,rating\n"

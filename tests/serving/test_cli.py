@@ -1,7 +1,6 @@
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tf_profiles.cli import main

@@ -52,12 +52,13 @@ def test_signature_contract_in_saved_model_cli(exported):
                            capture_output=True, text=True, check=True).stdout
     for signature in SIGNATURES:
         assert f"signature_def['{signature}']" in shown
-    for name in ("inputs['user_id'] tensor_info:\n        dtype: DT_STRING",
-                 "inputs['history'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, -1)",
-                 "outputs['item_ids'] tensor_info:\n        dtype: DT_STRING\n        shape: (-1, 5)",
-                 "outputs['found'] tensor_info:\n        dtype: DT_BOOL",
-                 "outputs['interest_weights'] tensor_info:\n        dtype: DT_FLOAT"):
-        assert name in shown, name
+    for name, dtype, shape in (("inputs['user_id']", "DT_STRING", "(-1)"),
+                               ("inputs['history']", "DT_STRING", "(-1, -1)"),
+                               ("outputs['item_ids']", "DT_STRING", "(-1, 5)"),
+                               ("outputs['found']", "DT_BOOL", "(-1)"),
+                               ("outputs['interest_weights']", "DT_FLOAT", "(-1, 5)")):
+        expected = f"{name} tensor_info:\n        dtype: {dtype}\n        shape: {shape}"
+        assert expected in shown, expected
 
 
 def test_no_device_placement_in_any_serving_function(exported):

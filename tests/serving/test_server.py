@@ -85,7 +85,8 @@ def test_metadata_and_status(client):
 @pytest.mark.parametrize("kwargs, code, message", [
     (dict(model="other"), grpc.StatusCode.NOT_FOUND,
      "Servable not found for request: Latest(other)"),
-    (dict(version=7), grpc.StatusCode.NOT_FOUND, "Servable not found for request: Specific(tiny, 7)"),
+    (dict(version=7), grpc.StatusCode.NOT_FOUND,
+     "Servable not found for request: Specific(tiny, 7)"),
     (dict(signature="x"), grpc.StatusCode.FAILED_PRECONDITION,
      'Serving signature key "x" not found.'),
     (dict(signature="lookup_profiles", inputs={}), grpc.StatusCode.INVALID_ARGUMENT,

@@ -7,7 +7,6 @@ basic-retrieval and sequential-retrieval tutorials.
 from typing import Dict
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
@@ -34,7 +33,8 @@ def _user_item_matrix(rows: EvalRows):
     matrix[user_index[keep], _index(known["item_id"], rows.candidates)[keep]] = 1.0
     all_users = sorted(known["user_id"].unique())
     train_matrix = np.zeros((len(all_users), len(rows.candidates)), np.float64)
-    train_matrix[_index(known["user_id"], all_users), _index(known["item_id"], rows.candidates)] = 1.0
+    train_matrix[_index(known["user_id"], all_users),
+                 _index(known["item_id"], rows.candidates)] = 1.0
     return matrix, train_matrix
 
 

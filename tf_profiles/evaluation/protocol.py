@@ -42,7 +42,10 @@ def eval_rows(split: Split, stage: str, max_history: int) -> EvalRows:
     users = np.array(sorted(held["user_id"].unique()), dtype=object)
     targets_by_user = held.groupby("user_id")["item_id"].agg(list)
     seen_by_user = known[known["item_id"].isin(column)].groupby("user_id")["item_id"].agg(list)
-    to_columns = lambda ids: np.array([column[i] for i in ids], dtype=np.int64)  # noqa: E731
+
+    def to_columns(ids):
+        return np.array([column[i] for i in ids], dtype=np.int64)
+
     return EvalRows(
         users=users, known=known,
         histories=latest_histories(known, users, max_history),

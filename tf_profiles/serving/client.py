@@ -89,8 +89,9 @@ class ServingClient:
         response = self._call(self.predictions.Predict, request)
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
-    def predict_batched(self, signature: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
-        """Splits rows into chunks of ``max_batch_size``, sends them concurrently, joins in order."""
+    def predict_batched(self, signature: str,
+                        inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+        """Splits rows into chunks of ``max_batch_size``, sent concurrently, joined in order."""
         rows = len(next(iter(inputs.values())))
         if rows == 0:
             raise ValueError("no rows to send")
@@ -106,9 +107,10 @@ class ServingClient:
         response = self._call(self.predictions.GetModelMetadata, request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
-        as_name = lambda tensors: {k: tf.dtypes.as_dtype(v.dtype).name  # noqa: E731
-                                   for k, v in tensors.items()}
-        return {name: {"inputs": as_name(d.inputs), "outputs": as_name(d.outputs)}
+        def dtypes(tensors):
+            return {key: tf.dtypes.as_dtype(info.dtype).name for key, info in tensors.items()}
+
+        return {name: {"inputs": dtypes(d.inputs), "outputs": dtypes(d.outputs)}
                 for name, d in signature_map.signature_def.items()}
 
     def status(self) -> List[Dict[str, object]]:
