@@ -67,6 +67,7 @@ class TwoTowerModel(tfrs.Model):
         # The softmax over scores must run in float32 under a mixed_float16
         # policy; Retrieval does not forward a dtype argument to Keras.
         self.task._set_dtype_policy("float32")
+        self.loss_per_example = tf.keras.metrics.Mean(name="loss")
 
     def _text_embedding(self, features, raw_key, embedding_key, training):
         # Fine-tuning encodes raw text in the step; otherwise a given
@@ -104,22 +105,30 @@ class TwoTowerModel(tfrs.Model):
             outputs["item_embedding"] = self.item_embedding(features, training)
         return outputs
 
+    @property
+    def metrics(self):
+        # Listed here so that Keras resets it at each epoch.
+        return [self.loss_per_example]
+
     def train_step(self, inputs):
-        # tfrs.Model.train_step does not scale the loss, and float16 gradients
-        # underflow without it; Keras wraps the optimizer in a
-        # LossScaleOptimizer under a mixed_float16 policy.
-        if not isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer):
-            return super().train_step(inputs)
+        # Replaces tfrs.Model.train_step for two reasons: it reports the last
+        # batch's summed loss (a noisy, batch-size-dependent curve), and it
+        # does not scale the loss, without which float16 gradients underflow
+        # (Keras wraps the optimizer in a LossScaleOptimizer under a
+        # mixed_float16 policy).
+        scaling = isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
-            regularization_loss = tf.add_n(self.losses) if self.losses else tf.constant(0.0)
-            total_loss = loss + regularization_loss
-            scaled_loss = self.optimizer.get_scaled_loss(total_loss)
-        gradients = self.optimizer.get_unscaled_gradients(
-            tape.gradient(scaled_loss, self.trainable_variables))
+            total_loss = loss + (tf.add_n(self.losses) if self.losses else 0.0)
+            if scaling:
+                total_loss = self.optimizer.get_scaled_loss(total_loss)
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        if scaling:
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return {"loss": loss, "regularization_loss": regularization_loss,
-                "total_loss": total_loss}
+        batch = tf.cast(tf.shape(inputs[schema.ITEM_ID])[0], tf.float32)
+        self.loss_per_example.update_state(loss / batch, sample_weight=batch)
+        return {"loss": self.loss_per_example.result()}
 
     def compute_loss(self, features, training=False):
         user = self.user_embedding(features, training)
