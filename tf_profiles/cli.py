@@ -4,6 +4,7 @@ Subcommand names and flags are a contract: other tools call them.
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -161,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) drowns
+    # the programs' own output; an explicit setting still wins.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tf_profiles  # noqa: F401  (sets up Keras 2 before TensorFlow loads)
     import grpc
     from tf_profiles.data.loaders import DataError

@@ -143,9 +143,16 @@ class TextEncoder(tf.keras.layers.Layer):
             # TFBertModel.from_pretrained cannot read PyTorch safetensors on
             # this stack; the converter it would call works on a plain dict.
             state_dict = safetensors.numpy.load_file(str(safetensors_file))
-            _, info = load_pytorch_state_dict_in_tf2_model(
-                encoder.bert, state_dict, tf_inputs=None, output_loading_info=True,
-                allow_missing_keys=True)
+            # transformers logs every unused PyTorch buffer (position_ids) as
+            # a warning; missing weights are checked below instead.
+            verbosity = transformers.logging.get_verbosity()
+            transformers.logging.set_verbosity_error()
+            try:
+                _, info = load_pytorch_state_dict_in_tf2_model(
+                    encoder.bert, state_dict, tf_inputs=None, output_loading_info=True,
+                    allow_missing_keys=True)
+            finally:
+                transformers.logging.set_verbosity(verbosity)
             missing = [key for key in info["missing_keys"] if "pooler" not in key]
         elif h5_file.is_file():
             missing, _, mismatched = load_tf_weights(encoder.bert, str(h5_file))
