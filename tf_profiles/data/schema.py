@@ -6,11 +6,9 @@ features live here only, so training and serving cannot drift apart.
 
 # === Generic input files ===
 INTERACTION_COLUMNS = ("user_id", "item_id", "timestamp")
-INTERACTION_OPTIONAL = ("rating",)
 ITEM_COLUMNS = ("item_id", "title")
 ITEM_OPTIONAL = ("description", "tags")
 USER_COLUMNS = ("user_id",)
-USER_TEXT_COLUMN = "text"
 TAG_SEPARATOR = "|"
 
 # === Model features ===
