@@ -89,6 +89,32 @@ def _query(args):
         print(frame.to_string(index=False))
 
 
+def _ingest(args):
+    from tf_profiles.data.loaders import load_items, load_users
+    from tf_profiles.store.ingest import ingest_file
+    from tf_profiles.store.store import ProfileStore
+
+    with ProfileStore(args.store) as store:
+        if args.items:
+            store.upsert_items(load_items(args.items))
+        if args.users:
+            store.upsert_users(load_users(args.users))
+        report = ingest_file(store, args.file, batch_size=args.batch_size)
+    print(f"{args.file}: {report.summary()}")
+    for line, column, reason in report.rejected[:args.show_rejected]:
+        print(f"  line {line}, column {column!r}: {reason}")
+    if len(report.rejected) > args.show_rejected:
+        print(f"  ... {len(report.rejected) - args.show_rejected} more")
+
+
+def _delete_user(args):
+    from tf_profiles.store.store import ProfileStore
+
+    with ProfileStore(args.store) as store:
+        removed = store.delete_user(args.user_id)
+    print(f"deleted user {args.user_id!r}: {removed} events, attributes and profile")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf-profiles", description="User profiles for recommenders with a language model.")
@@ -157,6 +183,21 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--timeout", type=float, default=10.0)
     query.add_argument("--max-batch-size", type=int, default=256)
     query.set_defaults(run=_query)
+
+    ingest = commands.add_parser("ingest", help="add events to the profile store")
+    ingest.add_argument("file", help="user_id,item_id,timestamp[,rating][,event_id]")
+    ingest.add_argument("--store", required=True, help="SQLite file (created if missing)")
+    ingest.add_argument("--items", help="items file to add or update first")
+    ingest.add_argument("--users", help="users file to add or update first")
+    ingest.add_argument("--batch-size", type=int, default=10_000,
+                        help="events per transaction")
+    ingest.add_argument("--show-rejected", type=int, default=20)
+    ingest.set_defaults(run=_ingest)
+
+    delete = commands.add_parser("delete-user", help="remove a user's events and profile")
+    delete.add_argument("user_id")
+    delete.add_argument("--store", required=True)
+    delete.set_defaults(run=_delete_user)
     return parser
 
 

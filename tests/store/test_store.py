@@ -1,0 +1,138 @@
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+from tf_profiles.data.loaders import DataError
+from tf_profiles.store.ingest import ingest_file
+from tf_profiles.store.store import MIGRATIONS, ProfileStore
+
+ITEMS = pd.DataFrame({"item_id": ["a", "b"], "title": ["A", "B"], "tags": ["X|Y", "Y"]})
+
+
+@pytest.fixture()
+def store(tmp_path):
+    with ProfileStore(tmp_path / "profiles.db") as opened:
+        opened.upsert_items(ITEMS)
+        yield opened
+
+
+def _write(path, text):
+    path.write_text(textwrap.dedent(text).lstrip())
+    return path
+
+
+def test_schema_is_migrated_and_wal(store):
+    assert store.schema_version == len(MIGRATIONS)
+    assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_same_file_twice_changes_nothing(store, tmp_path):
+    events = _write(tmp_path / "events.csv", """
+        user_id,item_id,timestamp,rating
+        u1,a,100,5
+        u1,b,2020-01-01T00:00:00Z,
+        u2,a,100,3
+    """)
+    first = ingest_file(store, events)
+    assert (first.inserted, first.duplicates, first.rejected) == (3, 0, [])
+    snapshot = store.events().sort_values(["user_id", "timestamp"]).reset_index(drop=True)
+    second = ingest_file(store, events)
+    assert (second.inserted, second.duplicates) == (0, 3)
+    pd.testing.assert_frame_equal(
+        store.events().sort_values(["user_id", "timestamp"]).reset_index(drop=True), snapshot)
+
+
+def test_event_ids_are_the_key_when_given(store, tmp_path):
+    events = _write(tmp_path / "events.csv", """
+        event_id,user_id,item_id,timestamp
+        e1,u1,a,100
+        e2,u1,a,100
+        e1,u1,b,200
+    """)
+    report = ingest_file(store, events)
+    assert (report.inserted, report.duplicates) == (2, 1)
+
+
+def test_bad_rows_are_rejected_with_reasons_and_good_rows_kept(store, tmp_path):
+    events = _write(tmp_path / "events.csv", """
+        user_id,item_id,timestamp,rating
+        u1,a,100,5
+        ,a,101,4
+        u1,zzz,102,4
+        u1,b,soon,4
+        u1,b,103,five
+        u2,b,104,2
+    """)
+    report = ingest_file(store, events)
+    assert report.inserted == 2
+    assert report.rejected == [(3, "user_id", "missing value"), (4, "item_id", "unknown item"),
+                               (5, "timestamp", "not a Unix time or ISO-8601 date"),
+                               (6, "rating", "not a number")]
+
+
+def test_a_file_without_a_required_column_is_an_error(store, tmp_path):
+    with pytest.raises(DataError, match="missing column"):
+        ingest_file(store, _write(tmp_path / "events.csv", "user_id,item_id\nu1,a\n"))
+    assert store.count_events() == 0
+
+
+def test_delete_user_removes_events_and_attributes(store, tmp_path):
+    store.upsert_users(pd.DataFrame({"user_id": ["u1", "u2"], "age": [24, 30]}))
+    ingest_file(store, _write(tmp_path / "e.csv", "user_id,item_id,timestamp\nu1,a,1\nu2,a,1\n"))
+    assert store.delete_user("u1") == 1
+    assert store.events()["user_id"].tolist() == ["u2"]
+    users = [r[0] for r in store.connection.execute("SELECT user_id FROM users")]
+    assert users == ["u2"]
+
+
+@pytest.mark.slow
+def test_killed_mid_ingest_keeps_every_committed_event(tmp_path):
+    database, events = tmp_path / "profiles.db", tmp_path / "events.csv"
+    with ProfileStore(database) as store:
+        store.upsert_items(ITEMS)
+    rows = 200_000
+    pd.DataFrame({"user_id": [f"u{i % 5000}" for i in range(rows)],
+                  "item_id": ["a", "b"] * (rows // 2), "timestamp": range(rows)}).to_csv(
+                      events, index=False)
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from tf_profiles.store.store import ProfileStore
+        from tf_profiles.store.ingest import ingest_file
+        ingest_file(ProfileStore({str(database)!r}), {str(events)!r}, batch_size=1000)
+    """)])
+    watcher = sqlite3.connect(database)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if watcher.execute("SELECT COUNT(*) FROM events").fetchone()[0] >= 5000:
+            break
+        time.sleep(0.01)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    watcher.close()
+    with ProfileStore(database) as store:
+        assert store.connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        committed = store.count_events()
+        assert 5000 <= committed < rows and committed % 1000 == 0  # whole batches only
+        report = ingest_file(store, events)
+        assert report.duplicates == committed and store.count_events() == rows
+
+
+def test_ingest_and_delete_user_commands(tmp_path, capsys):
+    from tf_profiles.cli import main
+
+    items = _write(tmp_path / "items.csv", "item_id,title\na,A\n")
+    events = _write(tmp_path / "events.csv", "user_id,item_id,timestamp\nu1,a,1\nu1,zz,2\n")
+    database = str(tmp_path / "profiles.db")
+    assert main(["ingest", str(events), "--store", database, "--items", str(items)]) == 0
+    out = capsys.readouterr().out
+    assert "1 inserted, 0 already stored, 1 rejected" in out
+    assert "line 3, column 'item_id': unknown item" in out
+    assert main(["delete-user", "u1", "--store", database]) == 0
+    assert "1 events" in capsys.readouterr().out
+    with ProfileStore(database) as store:
+        assert store.count_events() == 0
