@@ -1,3 +1,4 @@
+import select
 import socket
 import subprocess
 import sys
@@ -28,6 +29,8 @@ def test_serve_and_query_commands(fresh_base):
                                "--model-base-path", str(fresh_base), "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
+        ready, _, _ = select.select([server.stdout], [], [], 180)
+        assert ready, "the server printed nothing within 180 s"
         assert "serving {'tiny': [1]}" in server.stdout.readline()
         query = [str(script), "query", "--server", f"127.0.0.1:{port}", "--model-name", "tiny"]
         lookup = subprocess.run(query + ["lookup", "u1", "nobody"], capture_output=True,
