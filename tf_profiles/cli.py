@@ -3,6 +3,7 @@
 Subcommand names and flags are a contract: other tools call them.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -48,8 +49,11 @@ def _evaluate(args):
 def _export(args):
     from tf_profiles.serving.export import export_model
 
-    export_model(args.model, args.export_base, version=args.version, k=args.k,
-                 float16=args.float16, max_batch_size=args.max_batch_size)
+    from tf_profiles.store.store import ProfileStore
+
+    with ProfileStore(args.store) if args.store else contextlib.nullcontext() as store:
+        export_model(args.model, args.export_base, version=args.version, k=args.k,
+                     float16=args.float16, max_batch_size=args.max_batch_size, store=store)
 
 
 def _serve(args):
@@ -158,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--float16", action="store_true", help="float16 compute (GPUs)")
     export.add_argument("--max-batch-size", type=int, default=256,
                         help="max_batch_size written to the batching parameters")
+    export.add_argument("--store", help="serve the events and users of this profile store "
+                        "(default: the model's training data)")
     export.set_defaults(run=_export)
 
     serve = commands.add_parser(

@@ -33,9 +33,15 @@ def next_version(export_base: Path) -> int:
 
 
 def stored_profiles(events: pd.DataFrame, catalogue, max_history: int,
-                    half_life_days: float = 90.0) -> dict:
-    """Per-user arrays the servable stores: history, text, interests, description."""
-    users = catalogue.users
+                    half_life_days: float = 90.0, user_ids=None) -> dict:
+    """Per-user arrays the servable stores: history, text, interests, description.
+
+    Args:
+      user_ids: the users to store (default: every catalogue user).
+    """
+    keep = (np.ones(len(catalogue.users), bool) if user_ids is None
+            else catalogue.users["user_id"].isin(set(user_ids)).to_numpy())
+    users = catalogue.users[keep]
     user_ids = users["user_id"].to_numpy(dtype=object)
     histories = latest_histories(events, user_ids, max_history)
     interests = interest_weights(events, catalogue.items, half_life_days, top=TOP_INTERESTS)
@@ -53,7 +59,7 @@ def stored_profiles(events: pd.DataFrame, catalogue, max_history: int,
         recent = [titles.get(i, i) for i in histories["history"][row][::-1] if i]
         pairs = [(t, float(w)) for t, w in zip(tags[row], weights[row]) if t]
         descriptions.append(describe_profile(user, pairs, recent))
-    return {"user_id": user_ids, "text_embedding": catalogue.user_text_embeddings,
+    return {"user_id": user_ids, "text_embedding": catalogue.user_text_embeddings[keep],
             "history": histories["history"], "history_rating": histories["history_rating"],
             "profile_text": np.array(descriptions, dtype=object), "interests": tags,
             "interest_weights": weights}
@@ -92,7 +98,7 @@ def warmup_inputs(profiles: dict, item_ids) -> dict:
 
 def export_model(model_dir, export_base, version: Optional[int] = None, k: int = 100,
                  float16: bool = False, half_life_days: float = 90.0,
-                 max_batch_size: int = 256, log=print) -> Path:
+                 max_batch_size: int = 256, store=None, log=print) -> Path:
     """Writes ``export_base/<version>/`` atomically and the TF Serving configs.
 
     Args:
@@ -101,6 +107,8 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
       version: integer version; default: the next one.
       k: items returned by ``serving_default``.
       float16: compute in float16 (for GPUs; inputs and outputs stay float32).
+      store: a :class:`ProfileStore`; its events and users, rather than the
+        training data, become the served state (a deleted user is gone).
 
     Returns:
       The version folder.
@@ -124,8 +132,14 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         model, encoder = _float16_copy(model), _float16_copy(encoder)
     # The servable holds every known event, not just the training split:
     # what is served is the freshest state.
-    events = pd.concat([split.train, split.valid, split.test], ignore_index=True)
-    profiles = stored_profiles(events, catalogue, config.max_history, half_life_days)
+    if store is None:
+        events = pd.concat([split.train, split.valid, split.test], ignore_index=True)
+        served_users = None
+    else:
+        events = store.events()
+        served_users = set(events["user_id"]) | store.user_ids()
+    profiles = stored_profiles(events, catalogue, config.max_history, half_life_days,
+                               served_users)
     item_ids = catalogue.items["item_id"].tolist()
     rated = events.dropna(subset=["rating"])
     module = ServingModule(model, encoder, item_ids, catalogue.item_text_embeddings, profiles,

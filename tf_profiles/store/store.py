@@ -113,6 +113,9 @@ class ProfileStore:
                 "INSERT INTO users VALUES (?, ?) ON CONFLICT(user_id) DO UPDATE SET "
                 "attributes=excluded.attributes", rows)
 
+    def user_ids(self) -> set:
+        return {row[0] for row in self.connection.execute("SELECT user_id FROM users")}
+
     def known_items(self) -> set:
         return {row[0] for row in self.connection.execute("SELECT item_id FROM items")}
 
