@@ -45,7 +45,7 @@ class Dataset:
     skipped: Dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def _read_table(path) -> pd.DataFrame:
+def read_table(path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
@@ -71,7 +71,7 @@ def _read_table(path) -> pd.DataFrame:
     return frame
 
 
-def _line(path, position: int) -> int:
+def line_number(path, position: int) -> int:
     # CSV: line 1 is the header. Parquet: 0-based row numbers.
     return position + 2 if Path(path).suffix.lower() in (".csv", ".tsv", ".txt") else position
 
@@ -92,7 +92,7 @@ def _bad_rows(frame, mask, path, column, message, skip, reason, skipped):
         value = frame[column].iloc[position]
         raise DataError(path, f"{message} (value {value!r}); "
                         f"{int(mask.sum())} row(s) have this problem",
-                        line=_line(path, int(frame.index[position])), column=column)
+                        line=line_number(path, int(frame.index[position])), column=column)
     skipped[reason] = skipped.get(reason, 0) + int(mask.sum())
     return frame[~mask]
 
@@ -104,7 +104,7 @@ def _check_ids(frame, path, column, skip, skipped):
                      "empty id", skip, f"empty {column}", skipped)
 
 
-def _parse_timestamps(values: pd.Series) -> pd.Series:
+def parse_timestamps(values: pd.Series) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
     parsed = numeric.round().astype("Int64")
     text = numeric.isna() & values.notna() & (values.astype(str).str.strip() != "")
@@ -122,7 +122,7 @@ def load_items(path, skip_bad_rows: bool = False, skipped=None) -> pd.DataFrame:
       DataError: missing column, empty id or title, duplicate item_id.
     """
     skipped = {} if skipped is None else skipped
-    frame = _read_table(path)
+    frame = read_table(path)
     _require_columns(frame, path, schema.ITEM_COLUMNS)
     frame = _check_ids(frame, path, "item_id", skip_bad_rows, skipped)
     duplicate = frame["item_id"].duplicated(keep="first")
@@ -144,7 +144,7 @@ def load_users(path, skip_bad_rows: bool = False, skipped=None) -> pd.DataFrame:
       DataError: missing user_id column, empty or duplicate user_id.
     """
     skipped = {} if skipped is None else skipped
-    frame = _read_table(path)
+    frame = read_table(path)
     _require_columns(frame, path, schema.USER_COLUMNS)
     frame = _check_ids(frame, path, "user_id", skip_bad_rows, skipped)
     _bad_rows(frame, frame["user_id"].duplicated(), path, "user_id",
@@ -168,11 +168,11 @@ def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
         item that is not in the items file.
     """
     skipped = {} if skipped is None else skipped
-    frame = _read_table(path)
+    frame = read_table(path)
     _require_columns(frame, path, schema.INTERACTION_COLUMNS)
     frame = _check_ids(frame, path, "user_id", skip_bad_rows, skipped)
     frame = _check_ids(frame, path, "item_id", skip_bad_rows, skipped)
-    timestamps = _parse_timestamps(frame["timestamp"])
+    timestamps = parse_timestamps(frame["timestamp"])
     frame = _bad_rows(frame, timestamps.isna(), path, "timestamp",
                       "not a Unix time or ISO-8601 date", skip_bad_rows, "bad timestamp",
                       skipped)

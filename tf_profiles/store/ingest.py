@@ -10,7 +10,7 @@ from typing import List, Tuple
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data.loaders import DataError, _line, _parse_timestamps, _read_table
+from tf_profiles.data.loaders import DataError, line_number, parse_timestamps, read_table
 from tf_profiles.store.store import ProfileStore, event_key
 
 REQUIRED = ("user_id", "item_id", "timestamp")
@@ -37,7 +37,7 @@ class IngestReport:
 def _reject(report, frame, mask, path, column, reason):
     mask = mask.fillna(True).astype(bool)
     for position in np.flatnonzero(mask.to_numpy()):
-        report.rejected.append((_line(path, int(frame.index[position])), column, reason))
+        report.rejected.append((line_number(path, int(frame.index[position])), column, reason))
     return frame[~mask]
 
 
@@ -54,7 +54,7 @@ def ingest_file(store: ProfileStore, path, batch_size: int = 10_000) -> IngestRe
       DataError: the file is missing, unreadable, empty or lacks a column.
     """
     path = Path(path)
-    frame = _read_table(path)
+    frame = read_table(path)
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(path, f"missing column(s) {', '.join(missing)}")
@@ -64,7 +64,7 @@ def ingest_file(store: ProfileStore, path, batch_size: int = 10_000) -> IngestRe
         frame = frame.assign(**{column: values})
         frame = _reject(report, frame, values.isna() | (values == ""), path, column,
                         "missing value")
-    timestamps = _parse_timestamps(frame["timestamp"])
+    timestamps = parse_timestamps(frame["timestamp"])
     frame = _reject(report, frame, timestamps.isna(), path, "timestamp",
                     "not a Unix time or ISO-8601 date")
     frame = frame.assign(timestamp=timestamps[frame.index].astype("int64"))

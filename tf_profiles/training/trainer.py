@@ -26,7 +26,8 @@ from tf_profiles.training.config import TrainConfig
 from tf_profiles.training.plots import plot_training_curves
 
 
-def build_catalogue(dataset: Dataset, config: TrainConfig, cache_dir=None) -> Catalogue:
+def build_catalogue(dataset: Dataset, checkpoint: Path, max_length: int,
+                    cache_dir=None) -> Catalogue:
     """Renders every item's and user's text and embeds it with the frozen encoder."""
     items = dataset.items.reset_index(drop=True)
     items = items.assign(text=[render_item_text(row) for row in items.to_dict("records")])
@@ -40,7 +41,7 @@ def build_catalogue(dataset: Dataset, config: TrainConfig, cache_dir=None) -> Ca
     users = users.fillna("").astype(str)
     users = users.assign(text=[render_user_text(row) for row in users.to_dict("records")])
     texts = items["text"].tolist() + users["text"].tolist()
-    vectors = embed_texts(texts, config.encoder, cache_dir, max_length=config.text_max_length)
+    vectors = embed_texts(texts, checkpoint, cache_dir, max_length=max_length)
     return Catalogue(items, users, vectors[:len(items)], vectors[len(items):])
 
 
@@ -113,7 +114,7 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     split = make_split(config.protocol, dataset.interactions, seed=config.seed,
                        item_ids=list(dataset.items.index))
     split.save(target.split_dir)
-    catalogue = build_catalogue(dataset, TrainConfig(**config_record), cache_dir)
+    catalogue = build_catalogue(dataset, checkpoint, config.text_max_length, cache_dir)
     catalogue.save(target.catalogue_dir)
 
     item_ids = sorted(split.train["item_id"].unique())
