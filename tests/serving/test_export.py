@@ -9,6 +9,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tf_profiles.data import schema
+from tf_profiles.data.examples import latest_histories
 from tf_profiles.serving import warmup
 from tf_profiles.serving.configs import allowed_batch_sizes
 from tf_profiles.serving.export import export_model, next_version
@@ -76,10 +77,16 @@ def test_no_device_placement_in_any_serving_function(exported):
 
 @pytest.fixture(scope="module")
 def rating_of(trained_model):
-    """(user, item) → the stored rating the export attaches to a request's history."""
-    split = ModelDir(trained_model).split()
+    """(user, item) → the stored rating the export attaches to a request's history:
+    that of the user's latest ``max_history`` events, 0 for any other item."""
+    folder = ModelDir(trained_model)
+    split = folder.split()
     events = pd.concat([split.train, split.valid, split.test])
-    table = dict(zip(zip(events["user_id"], events["item_id"]), events["rating"]))
+    stored = latest_histories(events, sorted(set(events["user_id"])),
+                              folder.config().max_history)
+    table = {(user, item): rating for user, items, ratings in zip(
+        stored[schema.USER_ID], stored[schema.HISTORY], stored[schema.HISTORY_RATING])
+        for item, rating in zip(items, ratings) if item}
     return lambda user, item: float(table.get((user, item), 0.0))
 
 
@@ -94,7 +101,10 @@ def test_user_embedding_equals_the_keras_model(loaded, keras_side, rating_of):
         schema.USER_ID: tf.constant(users), schema.HISTORY: tf.constant(compact),
         schema.HISTORY_RATING: tf.constant(
             [[rating_of(u, i) if i else 0.0 for i in row] for u, row in zip(users, compact)]),
-        schema.USER_TEXT_EMBEDDING: tf.constant(catalogue.user_text(users))}).numpy()
+        schema.USER_TEXT_EMBEDDING: tf.constant(catalogue.user_text(users)),
+        # Every history item's catalogue text, also for items training never saw.
+        schema.HISTORY_TEXT_EMBEDDING: tf.constant(catalogue.item_text(
+            np.ravel(compact)).reshape(2, 4, -1))}).numpy()
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 

@@ -15,6 +15,7 @@ TAG_SEPARATOR = "|"
 USER_ID = "user_id"
 HISTORY = "history"  # [B, H] item ids, oldest first, "" is padding.
 HISTORY_RATING = "history_rating"  # [B, H] float, 0 where unknown.
+HISTORY_TEXT_EMBEDDING = "history_text_embedding"  # [B, H, E], all-zero = use stored.
 USER_TEXT_EMBEDDING = "user_text_embedding"  # [B, E], all-zero = use stored.
 ITEM_ID = "item_id"
 ITEM_TEXT_EMBEDDING = "item_text_embedding"  # [B, E], all-zero = use stored.

@@ -12,9 +12,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tf_profiles.data.examples import latest_histories
-from tf_profiles.profiles.describe import describe_profile
-from tf_profiles.profiles.interests import interest_weights
+from tf_profiles.profiles.builder import ProfileBuilder
+from tf_profiles.profiles.refresh import profile_arrays, refresh_profiles
 from tf_profiles.serving import warmup
 from tf_profiles.serving.configs import write_serving_configs
 from tf_profiles.serving.module import (ITEM_EMBEDDING, LOOKUP_PROFILES, SERVING_DEFAULT,
@@ -23,46 +22,12 @@ from tf_profiles.text.encoder import TextEncoder
 from tf_profiles.training.artifacts import ModelDir
 
 METADATA_FILE = "tf_profiles.json"
-TOP_INTERESTS = 5
 
 
 def next_version(export_base: Path) -> int:
     """1 + the largest integer folder name under ``export_base`` (1 when none)."""
     versions = [int(p.name) for p in Path(export_base).glob("*") if p.name.isdigit()]
     return max(versions, default=0) + 1
-
-
-def stored_profiles(events: pd.DataFrame, catalogue, max_history: int,
-                    half_life_days: float = 90.0, user_ids=None) -> dict:
-    """Per-user arrays the servable stores: history, text, interests, description.
-
-    Args:
-      user_ids: the users to store (default: every catalogue user).
-    """
-    keep = (np.ones(len(catalogue.users), bool) if user_ids is None
-            else catalogue.users["user_id"].isin(set(user_ids)).to_numpy())
-    users = catalogue.users[keep]
-    user_ids = users["user_id"].to_numpy(dtype=object)
-    histories = latest_histories(events, user_ids, max_history)
-    interests = interest_weights(events, catalogue.items, half_life_days, top=TOP_INTERESTS)
-    tags = np.full((len(user_ids), TOP_INTERESTS), "", dtype=object)
-    weights = np.zeros((len(user_ids), TOP_INTERESTS), np.float32)
-    row_of = {u: i for i, u in enumerate(user_ids)}
-    rows = interests["user_id"].map(row_of).to_numpy()
-    ranks = interests["rank"].to_numpy(dtype=np.int64)
-    tags[rows, ranks] = interests["tag"].to_numpy(dtype=object)
-    weights[rows, ranks] = interests["weight"].to_numpy(np.float32)
-    titles = catalogue.items.set_index("item_id")["title"]
-    attributes = users.drop(columns=["text"]).to_dict("records")
-    descriptions = []
-    for row, user in enumerate(attributes):
-        recent = [titles.get(i, i) for i in histories["history"][row][::-1] if i]
-        pairs = [(t, float(w)) for t, w in zip(tags[row], weights[row]) if t]
-        descriptions.append(describe_profile(user, pairs, recent))
-    return {"user_id": user_ids, "text_embedding": catalogue.user_text_embeddings[keep],
-            "history": histories["history"], "history_rating": histories["history_rating"],
-            "profile_text": np.array(descriptions, dtype=object), "interests": tags,
-            "interest_weights": weights}
 
 
 def _float16_copy(layer):
@@ -98,7 +63,7 @@ def warmup_inputs(profiles: dict, item_ids) -> dict:
 
 def export_model(model_dir, export_base, version: Optional[int] = None, k: int = 100,
                  float16: bool = False, half_life_days: float = 90.0,
-                 max_batch_size: int = 256, store=None, log=print) -> Path:
+                 max_batch_size: int = 256, store=None, cache_dir=None, log=print) -> Path:
     """Writes ``export_base/<version>/`` atomically and the TF Serving configs.
 
     Args:
@@ -107,8 +72,10 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
       version: integer version; default: the next one.
       k: items returned by ``serving_default``.
       float16: compute in float16 (for GPUs; inputs and outputs stay float32).
-      store: a :class:`ProfileStore`; its events and users, rather than the
-        training data, become the served state (a deleted user is gone).
+      store: a :class:`ProfileStore`; its profiles (refreshed first: stale
+        users and users another model embedded), users and items, rather than
+        the training data, become the served state (a deleted user is gone).
+      cache_dir: text-embedding cache for texts the training run did not embed.
 
     Returns:
       The version folder.
@@ -124,27 +91,34 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
     if version < 1 or target.exists():
         raise ValueError(f"{target}: version {version} exists already or is not ≥ 1; "
                          "versions are never overwritten")
-    config, split, catalogue = model_dir.config(), model_dir.split(), model_dir.catalogue()
+    config = model_dir.config()
     model = model_dir.load_model()
+    builder = ProfileBuilder.from_model_dir(model_dir.path, store, model, half_life_days,
+                                            cache_dir)
+    # The servable holds every known event, not just the training split:
+    # what is served is the freshest state.
+    if store is None:
+        split, catalogue = model_dir.split(), model_dir.catalogue()
+        events = pd.concat([split.train, split.valid, split.test], ignore_index=True)
+        users = catalogue.users
+        profiles = builder.build(events, users["user_id"].tolist(),
+                                 users.drop(columns=["text"]).to_dict("records"),
+                                 users["text"].tolist())
+    else:
+        log(refresh_profiles(store, builder).summary())
+        profiles = profile_arrays(store, builder)
     encoder = model.text_encoder or TextEncoder.from_checkpoint(
         config.encoder, max_length=config.text_max_length)
     if float16:
         model, encoder = _float16_copy(model), _float16_copy(encoder)
-    # The servable holds every known event, not just the training split:
-    # what is served is the freshest state.
-    if store is None:
-        events = pd.concat([split.train, split.valid, split.test], ignore_index=True)
-        served_users = None
-    else:
-        events = store.events()
-        served_users = set(events["user_id"]) | store.user_ids()
-    profiles = stored_profiles(events, catalogue, config.max_history, half_life_days,
-                               served_users)
-    item_ids = catalogue.items["item_id"].tolist()
-    rated = events.dropna(subset=["rating"])
-    module = ServingModule(model, encoder, item_ids, catalogue.item_text_embeddings, profiles,
-                           (rated["user_id"].tolist(), rated["item_id"].tolist(),
-                            rated["rating"].to_numpy(np.float32)), k)
+    item_ids = builder.items["item_id"].tolist()
+    # A request's history gets the stored rating of each (user, item) it
+    # names; the stored histories are the events a request repeats.
+    present = profiles["history"] != ""
+    rated = (np.repeat(profiles["user_id"], present.sum(axis=1)).tolist(),
+             profiles["history"][present].tolist(), profiles["history_rating"][present])
+    module = ServingModule(model, encoder, item_ids, builder.item_text_embeddings, profiles,
+                           rated, k)
 
     export_base.mkdir(parents=True, exist_ok=True)
     # Written beside the final folder, then renamed: a server polling
@@ -157,8 +131,7 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         extra = staging / "assets.extra"
         warmup.write_warmup(extra / warmup.WARMUP_FILE, export_base.name,
                             warmup_inputs(profiles, item_ids))
-        fingerprint = hashlib.sha256(pd.util.hash_pandas_object(
-            events, index=False).to_numpy().tobytes()).hexdigest()[:16]
+        fingerprint = hashlib.sha256(profiles["embedding"].tobytes()).hexdigest()[:16]
         (extra / METADATA_FILE).write_text(json.dumps({
             "version": version, "model_dir": str(model_dir.path.resolve()),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -166,7 +139,8 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
             "max_history": module.max_history, "text_max_length": config.text_max_length,
             "encoder": config.encoder, "float16": float16,
             "items": len(item_ids), "users": len(profiles["user_id"]),
-            "data_fingerprint": fingerprint, "signatures": list(module.signatures()),
+            "profiles_fingerprint": fingerprint, "model_key": builder.model_key,
+            "signatures": list(module.signatures()),
         }, indent=2))
         os.rename(staging, target)
     finally:
@@ -174,5 +148,7 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
             shutil.rmtree(staging)
     write_serving_configs(export_base / "serving", export_base.name,
                           max_batch_size=max_batch_size)
+    if store is not None:
+        store.record_export(version, target, model_dir.path.resolve())
     log(f"exported version {version} to {target} in {time.perf_counter() - started:.1f} s")
     return target

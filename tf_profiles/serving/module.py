@@ -49,11 +49,13 @@ class ServingModule(tf.Module):
     Args:
       model: a trained :class:`TwoTowerModel`.
       encoder: the frozen :class:`TextEncoder` that embedded the training text.
-      item_ids, item_text_embeddings: the catalogue ([C], [C, E]).
+      item_ids, item_text_embeddings: the catalogue ([C], [C, E]), including
+        items the model never saw (embedded by their text, also in histories).
       users: dict of per-user arrays, all indexed alike: ``user_id`` [U],
         ``text_embedding`` [U, E] (of the stored user text),
         ``history`` [U, H] and ``history_rating`` [U, H] (latest events),
-        ``profile_text`` [U], ``interests`` [U, T], ``interest_weights`` [U, T].
+        ``profile_text`` [U], ``interests`` [U, T], ``interest_weights`` [U, T],
+        ``embedding`` [U, D] (built by :class:`ProfileBuilder`).
       rated: (user_id, item_id, rating) of every known event: a request's
         history gets the stored rating of each (user, item) it names, so an
         explicit history and the stored one embed alike.
@@ -94,21 +96,10 @@ class ServingModule(tf.Module):
                 tf.constant(rating_keys or [""], tf.string),
                 tf.constant(np.asarray(rated[2], np.float32) if rating_keys else [0.0])),
             default_value=0.0)
-        # Profiles are embedded once here, so a lookup is a hash and a gather.
-        self.profile_embedding = tf.Variable(self._embed_stored_users(users), trainable=False,
-                                             name="profile_embedding")
-
-    def _embed_stored_users(self, users, batch_size=1024):
-        parts = []
-        for start in range(0, len(users["user_id"]), batch_size):
-            stop = start + batch_size
-            parts.append(self.model.user_embedding({
-                schema.USER_ID: tf.constant(list(users["user_id"][start:stop])),
-                schema.USER_TEXT_EMBEDDING: self.user_text[start:stop],
-                schema.HISTORY: tf.constant(users["history"][start:stop].astype(str)),
-                schema.HISTORY_RATING: tf.constant(users["history_rating"][start:stop],
-                                                   tf.float32)}))
-        return tf.concat(parts, 0) if parts else tf.zeros((0, self.embedding_dim))
+        # Profiles were embedded when they were built, so a lookup is a hash
+        # and a gather.
+        self.profile_embedding = tf.Variable(users["embedding"].astype(np.float32),
+                                             trainable=False, name="profile_embedding")
 
     # === Helpers traced into the signatures ===
 
@@ -127,6 +118,12 @@ class ServingModule(tf.Module):
         known = tf.gather(stored, tf.maximum(rows, 0)) * tf.cast(
             rows >= 0, tf.float32)[:, tf.newaxis]
         return tf.where(present[:, tf.newaxis], encoded, known)
+
+    def _history_text(self, history):
+        # [B, H] ids → [B, H, E] catalogue text; zeros for "" and unknown ids.
+        rows = self.item_rows.lookup(history)
+        return tf.gather(self.item_text, tf.maximum(rows, 0)) * tf.cast(
+            rows >= 0, tf.float32)[..., tf.newaxis]
 
     def _compact_history(self, history):
         # [B, H] with "" anywhere → [B, max_history]: real events moved right
@@ -148,14 +145,16 @@ class ServingModule(tf.Module):
         request_rating = self.ratings.lookup(tf.strings.join(
             [tf.broadcast_to(user_id[:, tf.newaxis], tf.shape(history)), history],
             separator=_RATING_KEY_SEPARATOR))
+        history = tf.where(empty[:, tf.newaxis], tf.gather(self.stored_history, safe_rows),
+                           history)
         return {
             schema.USER_ID: user_id,
-            schema.HISTORY: tf.where(empty[:, tf.newaxis],
-                                     tf.gather(self.stored_history, safe_rows), history),
+            schema.HISTORY: history,
             schema.HISTORY_RATING: tf.where(empty[:, tf.newaxis],
                                             tf.gather(self.stored_rating, safe_rows),
                                             request_rating),
             schema.USER_TEXT_EMBEDDING: self._embed_text(user_text, rows, self.user_text),
+            schema.HISTORY_TEXT_EMBEDDING: self._history_text(history),
         }
 
     def _user_vectors(self, user_id, history, user_text):

@@ -9,8 +9,9 @@ import json
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
+import numpy as np
 import pandas as pd
 
 # Each entry moves the schema from version i to i + 1; never edit a shipped one.
@@ -31,9 +32,36 @@ MIGRATIONS: List[str] = [
         version INTEGER PRIMARY KEY, path TEXT NOT NULL, model_dir TEXT,
         created_at INTEGER NOT NULL);
     """,
+    # Fast-path refresh: a profile row holds everything a servable needs for
+    # the user, and every change to a user's events or attributes marks the
+    # user stale with a fresh random mark (in the same transaction), so a
+    # refresh can tell whether a user changed again while it was computing.
+    """
+    ALTER TABLE profiles ADD COLUMN user_text TEXT;
+    ALTER TABLE profiles ADD COLUMN history TEXT;
+    ALTER TABLE profiles ADD COLUMN model_key TEXT;
+    CREATE TABLE stale_users (user_id TEXT PRIMARY KEY, mark INTEGER NOT NULL);
+    CREATE TRIGGER events_mark_stale AFTER INSERT ON events BEGIN
+        INSERT INTO stale_users VALUES (NEW.user_id, random())
+        ON CONFLICT(user_id) DO UPDATE SET mark = excluded.mark;
+    END;
+    CREATE TRIGGER users_insert_mark_stale AFTER INSERT ON users BEGIN
+        INSERT INTO stale_users VALUES (NEW.user_id, random())
+        ON CONFLICT(user_id) DO UPDATE SET mark = excluded.mark;
+    END;
+    CREATE TRIGGER users_update_mark_stale AFTER UPDATE ON users
+    WHEN OLD.attributes IS NOT NEW.attributes BEGIN
+        INSERT INTO stale_users VALUES (NEW.user_id, random())
+        ON CONFLICT(user_id) DO UPDATE SET mark = excluded.mark;
+    END;
+    INSERT OR IGNORE INTO stale_users
+        SELECT user_id, random() FROM (SELECT user_id FROM users
+                                        UNION SELECT user_id FROM events);
+    """,
 ]
 
 _KEY_SEPARATOR = "\x1f"
+_MAX_PARAMETERS = 30_000
 
 
 def event_key(user_id: str, item_id: str, timestamp: int, event_id: Optional[str] = None) -> str:
@@ -86,7 +114,7 @@ class ProfileStore:
                              f"tf_profiles knows ({len(MIGRATIONS)}); upgrade tf_profiles")
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
-                for statement in filter(str.strip, script.split(";")):
+                for statement in _statements(script):
                     self.connection.execute(statement)
                 self.connection.execute(f"PRAGMA user_version = {number}")
 
@@ -119,6 +147,26 @@ class ProfileStore:
     def known_items(self) -> set:
         return {row[0] for row in self.connection.execute("SELECT item_id FROM items")}
 
+    def items(self) -> pd.DataFrame:
+        """item_id, title, description, tags of every stored item."""
+        return pd.read_sql_query("SELECT * FROM items ORDER BY item_id", self.connection)
+
+    def user_attributes(self, user_ids: Iterable[str]) -> List[dict]:
+        """Each user's attributes (``{}`` for a user with events only), in the order given."""
+        users = list(user_ids)
+        stored = dict(self._select_in(
+            "SELECT user_id, attributes FROM users WHERE user_id IN ({})", users))
+        return [json.loads(stored.get(user, "{}")) for user in users]
+
+    def _select_in(self, query: str, keys: List[str]) -> List[tuple]:
+        # SQLite caps the bound parameters of one statement (32,766 by default).
+        rows = []
+        for start in range(0, len(keys), _MAX_PARAMETERS):
+            chunk = keys[start:start + _MAX_PARAMETERS]
+            rows += self.connection.execute(query.format(",".join("?" * len(chunk))),
+                                            chunk).fetchall()
+        return rows
+
     # === Events ===
 
     def add_events(self, rows: Iterable[Tuple[str, str, str, int, Optional[float]]]
@@ -131,25 +179,102 @@ class ProfileStore:
         rows = list(rows)
         now = int(time.time())
         with self.transaction():
-            before = self.connection.total_changes
-            self.connection.executemany(
+            # rowcount, unlike total_changes, leaves out the rows the
+            # stale-marking trigger writes.
+            inserted = self.connection.executemany(
                 "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)",
-                [(*row, now) for row in rows])
-            inserted = self.connection.total_changes - before
+                [(*row, now) for row in rows]).rowcount
         return inserted, len(rows) - inserted
 
     def events(self, user_ids: Optional[Iterable[str]] = None) -> pd.DataFrame:
-        """Events (user_id, item_id, timestamp, rating), all or for ``user_ids``."""
+        """Events (user_id, item_id, timestamp, rating), all or for ``user_ids``.
+
+        Ordered by user, time, then arrival, so equal timestamps keep the
+        order they were ingested in, whichever users are asked for.
+        """
         query = "SELECT user_id, item_id, timestamp, rating FROM events"
+        order = " ORDER BY user_id, timestamp, rowid"
         if user_ids is None:
-            return pd.read_sql_query(query, self.connection)
-        users = list(user_ids)
-        marks = ",".join("?" * len(users))
-        return pd.read_sql_query(f"{query} WHERE user_id IN ({marks})", self.connection,
-                                 params=users)
+            return pd.read_sql_query(query + order, self.connection)
+        rows = self._select_in(query + " WHERE user_id IN ({})" + order, list(user_ids))
+        frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"])
+        return frame.astype({"timestamp": "int64", "rating": "float64"})
 
     def count_events(self) -> int:
         return self.connection.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    # === Profiles ===
+
+    def stale_users(self) -> Dict[str, int]:
+        """Users whose events or attributes changed since their profile was written → mark."""
+        return dict(self.connection.execute("SELECT user_id, mark FROM stale_users"))
+
+    def mark_stale(self, model_key: Optional[str] = None):
+        """Marks every user stale, or only those whose profile another model computed."""
+        everyone = ("SELECT user_id FROM users UNION SELECT user_id FROM events"
+                    " UNION SELECT user_id FROM profiles")
+        source = everyone if model_key is None else (
+            "SELECT user_id FROM profiles WHERE model_key IS NOT ?")
+        with self.transaction():
+            self.connection.execute(
+                f"INSERT OR IGNORE INTO stale_users SELECT user_id, random() FROM ({source})",
+                () if model_key is None else (model_key,))
+
+    def write_profiles(self, profiles: List[dict], marks: Dict[str, int]) -> int:
+        """Stores profiles computed for users read stale with ``marks``, in one transaction.
+
+        A user touched again (new mark) or deleted (no mark) while the
+        profiles were computed is left stale and unwritten: the next refresh
+        recomputes it, and a deleted user's profile is never brought back.
+
+        Args:
+          profiles: dicts with user_id, embedding (float32 array), user_text,
+            history ([[item, rating], ...], oldest first), interests
+            ([[tag, weight], ...]), description, model_key.
+
+        Returns:
+          How many were written.
+        """
+        now = int(time.time())
+        with self.transaction():
+            current = dict(self._select_in(
+                "SELECT user_id, mark FROM stale_users WHERE user_id IN ({})",
+                [p["user_id"] for p in profiles]))
+            fresh = [p for p in profiles if current.get(p["user_id"]) == marks[p["user_id"]]]
+            self.connection.executemany(
+                "INSERT OR REPLACE INTO profiles (user_id, embedding, interests, description, "
+                "updated_at, model_version, user_text, history, model_key) "
+                "VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                [(p["user_id"], np.asarray(p["embedding"], np.float32).tobytes(),
+                  json.dumps(p["interests"]), p["description"], now, p["user_text"],
+                  json.dumps(p["history"]), p["model_key"]) for p in fresh])
+            self.connection.executemany(
+                "DELETE FROM stale_users WHERE user_id = ? AND mark = ?",
+                [(p["user_id"], marks[p["user_id"]]) for p in fresh])
+        return len(fresh)
+
+    def profiles(self, user_ids: Optional[Iterable[str]] = None) -> pd.DataFrame:
+        """Stored profiles: user_id, embedding (array), user_text, history,
+        interests (lists), description, updated_at, model_key; ordered by user."""
+        query = ("SELECT user_id, embedding, user_text, history, interests, description, "
+                 "updated_at, model_key FROM profiles")
+        rows = (self.connection.execute(query + " ORDER BY user_id").fetchall()
+                if user_ids is None else
+                self._select_in(query + " WHERE user_id IN ({}) ORDER BY user_id",
+                                list(user_ids)))
+        frame = pd.DataFrame(rows, columns=["user_id", "embedding", "user_text", "history",
+                                            "interests", "description", "updated_at",
+                                            "model_key"])
+        frame["embedding"] = [np.frombuffer(b, np.float32) for b in frame["embedding"]]
+        for column in ("history", "interests"):
+            frame[column] = [json.loads(v) for v in frame[column]]
+        return frame
+
+    def record_export(self, version: int, path, model_dir):
+        with self.transaction():
+            self.connection.execute("INSERT OR REPLACE INTO exports VALUES (?, ?, ?, ?)",
+                                    (int(version), str(path), str(model_dir),
+                                     int(time.time())))
 
     # === Deletion ===
 
@@ -158,8 +283,8 @@ class ProfileStore:
         with self.transaction():
             removed = self.connection.execute(
                 "DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
-            self.connection.execute("DELETE FROM profiles WHERE user_id = ?", (user_id,))
-            self.connection.execute("DELETE FROM users WHERE user_id = ?", (user_id,))
+            for table in ("profiles", "stale_users", "users"):
+                self.connection.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
         return removed
 
 
@@ -172,6 +297,19 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _statements(script: str) -> List[str]:
+    # Split at the ";" that end a statement, not those inside a trigger body.
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()!r}")
+    return statements
 
 
 def _text(value) -> Optional[str]:

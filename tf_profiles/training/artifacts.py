@@ -6,9 +6,12 @@
     DIR/catalogue/             items and users with rendered text and their
                                frozen-encoder embeddings
     DIR/checkpoints/, logs/    per-epoch weights, TensorBoard
+    DIR/backup/                the training state while training runs (resume
+                               after a restart; deleted when training ends)
     DIR/metrics.json, training_curves.png
 """
 import dataclasses
+import hashlib
 import json
 from pathlib import Path
 from typing import Dict
@@ -72,6 +75,7 @@ class ModelDir:
     catalogue_dir = property(lambda self: self.path / "catalogue")
     checkpoint_dir = property(lambda self: self.path / "checkpoints")
     log_dir = property(lambda self: self.path / "logs")
+    backup_dir = property(lambda self: self.path / "backup")
     metrics_file = property(lambda self: self.path / "metrics.json")
     curves_file = property(lambda self: self.path / "training_curves.png")
 
@@ -91,6 +95,14 @@ class ModelDir:
 
     def catalogue(self) -> Catalogue:
         return Catalogue.load(self.catalogue_dir)
+
+    def key(self) -> str:
+        """Identifies the trained weights (a hash of the model file)."""
+        digest = hashlib.sha256()
+        with self.model_file.open("rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()[:16]
 
     def load_model(self):
         import tensorflow as tf
