@@ -109,3 +109,19 @@ def assert_same_outputs(first, second, atol=1e-6):
 
 def read_json(path):
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_bert, tmp_path_factory):
+    """A tiny trained model folder; its data files are in ``../data``."""
+    from tf_profiles.data.loaders import load_dataset
+    from tf_profiles.training.config import TrainConfig
+    from tf_profiles.training.trainer import train
+
+    root = tmp_path_factory.mktemp("served")
+    paths = write_tiny_dataset(root / "data")
+    dataset = load_dataset(paths["interactions"], paths["items"], paths["users"])
+    config = TrainConfig(epochs=2, batch_size=16, embedding_dim=8, max_history=4, num_layers=1,
+                         encoder=str(tiny_bert), text_max_length=16)
+    train(dataset, config, root / "model", cache_dir=root / "cache")
+    return root / "model"

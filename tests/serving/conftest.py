@@ -2,23 +2,7 @@ import shutil
 
 import pytest
 
-from tf_profiles.data.loaders import load_dataset
 from tf_profiles.serving.export import export_model
-from tf_profiles.training.config import TrainConfig
-from tf_profiles.training.trainer import train
-
-from tests.conftest import write_tiny_dataset
-
-
-@pytest.fixture(scope="session")
-def trained_model(tiny_bert, tmp_path_factory):
-    root = tmp_path_factory.mktemp("served")
-    paths = write_tiny_dataset(root / "data")
-    dataset = load_dataset(paths["interactions"], paths["items"], paths["users"])
-    config = TrainConfig(epochs=2, batch_size=16, embedding_dim=8, max_history=4, num_layers=1,
-                         encoder=str(tiny_bert), text_max_length=16)
-    train(dataset, config, root / "model", cache_dir=root / "cache")
-    return root / "model"
 
 
 @pytest.fixture(scope="session")
