@@ -4,9 +4,11 @@ Subcommand names and flags are a contract: other tools call them.
 """
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 
@@ -21,8 +23,10 @@ def _data(args):
 def _train(args):
     from tf_profiles.data.loaders import load_dataset
     from tf_profiles.training.config import TrainConfig
+    from tf_profiles.training.distribute import make_strategy
     from tf_profiles.training.trainer import train
 
+    strategy = make_strategy(args.strategy)  # first: multi-worker sets up TF's collectives
     overrides = dict(epochs=args.epochs, encoder=args.encoder, seed=args.seed,
                      protocol=args.protocol, encoder_mode=args.encoder_mode)
     config = (TrainConfig.from_file(args.config, **overrides) if args.config else
@@ -31,19 +35,17 @@ def _train(args):
                            skip_bad_rows=args.skip_bad_rows)
     if dataset.skipped:
         print(f"skipped rows: {json.dumps(dataset.skipped)}")
-    metrics = train(dataset, config, args.output, cache_dir=args.cache_dir)
+    metrics = train(dataset, config, args.output, cache_dir=args.cache_dir, strategy=strategy)
     print(f"trained in {metrics['train_seconds']} s; model folder: {args.output}")
 
 
 def _evaluate(args):
     from tf_profiles.evaluation.evaluate import evaluate, markdown_table
 
-    table = evaluate(args.model, with_baselines=not args.no_baselines,
-                     output_dir=args.output)
+    evaluate(args.model, with_baselines=not args.no_baselines, output_dir=args.output)
     report = json.loads(((Path(args.output) if args.output else Path(args.model))
                          / "evaluation.json").read_text())
     print(markdown_table(report))
-    return table
 
 
 def _export(args):
@@ -119,6 +121,93 @@ def _delete_user(args):
     print(f"deleted user {args.user_id!r}: {removed} events, attributes and profile")
 
 
+def _builder(args, store):
+    from tf_profiles.profiles.builder import ProfileBuilder
+
+    return ProfileBuilder.from_model_dir(args.model, store, half_life_days=args.half_life_days,
+                                         cache_dir=args.cache_dir)
+
+
+def _refresh(args):
+    from tf_profiles.profiles.refresh import refresh_profiles
+    from tf_profiles.store.store import ProfileStore
+
+    with ProfileStore(args.store) as store:
+        if args.all:
+            store.mark_stale()
+        print(refresh_profiles(store, _builder(args, store), args.batch_size).summary())
+
+
+def _update(args):
+    from tf_profiles.profiles.refresh import refresh_profiles
+    from tf_profiles.serving.export import export_model
+    from tf_profiles.store.store import ProfileStore
+    from tf_profiles.training.finetune import finetune
+
+    _ingest(args)
+    model, refused = args.model, False
+    with ProfileStore(args.store) as store:
+        print(refresh_profiles(store, _builder(args, store), args.refresh_batch_size).summary())
+        if args.finetune_output:
+            report = finetune(args.model, store.events(), args.finetune_output,
+                              epochs=args.epochs, learning_rate=args.learning_rate,
+                              max_ndcg_drop=args.max_ndcg_drop)
+            refused = not report.accepted
+            model = args.model if refused else args.finetune_output
+        if args.export_base:
+            export_model(model, args.export_base, k=args.k, store=store,
+                         half_life_days=args.half_life_days, cache_dir=args.cache_dir)
+    if refused:
+        print(f"the fine-tuned model in {args.finetune_output} was not published; "
+              f"the served profiles are refreshed with {args.model}", file=sys.stderr)
+        return 3
+    return 0
+
+
+def _profile_show(args):
+    from tf_profiles.profiles.plots import plot_interest_timeline
+    from tf_profiles.profiles.timeline import interest_timeline
+    from tf_profiles.store.store import ProfileStore
+
+    with ProfileStore(args.store) as store:
+        events = store.events([args.user_id])
+        if events.empty and args.user_id not in store.user_ids():
+            raise ValueError(f"user {args.user_id!r} has no events or attributes in {args.store}")
+        profile = store.profiles([args.user_id])
+        attributes = store.user_attributes([args.user_id])[0]
+        stale = args.user_id in store.stale_users()
+        timeline = interest_timeline(events, store.items(), args.half_life_days)
+    print(f"user {args.user_id}: {len(events)} events")
+    if attributes:
+        print("attributes: " + ", ".join(f"{k}={v}" for k, v in attributes.items()))
+    if profile.empty:
+        print("no stored profile yet (run `tf-profiles refresh`)")
+    else:
+        row = profile.iloc[0]
+        updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(row["updated_at"]))
+        print(f"profile (updated {updated}, model {row['model_key']}"
+              f"{', STALE: newer events or attributes not refreshed yet' if stale else ''}):")
+        print(f"  {row['description']}")
+        print("  interests: " + (", ".join(f"{t} {w:.2f}" for t, w in row["interests"])
+                                 or "none yet"))
+        print(f"  embedding: {len(row['embedding'])} floats, norm "
+              f"{float((row['embedding'] ** 2).sum() ** 0.5):.3f}")
+    png = Path(args.png or f"profile_{args.user_id}.png")
+    plot_interest_timeline(timeline, png, f"interests of user {args.user_id} over time")
+    print(f"chart: {png}")
+
+
+def _explain(args):
+    from tf_profiles.profiles.explain import explain
+    from tf_profiles.store.store import ProfileStore
+
+    with ProfileStore(args.store) as store:
+        explanation = explain(_builder(args, store), store, args.user_id, args.item_id,
+                              top=args.top)
+    print(json.dumps(dataclasses.asdict(explanation), indent=2) if args.json
+          else explanation.summary())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tf-profiles", description="User profiles for recommenders with a language model.")
@@ -146,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--skip-bad-rows", action="store_true",
                        help="drop and count bad rows instead of stopping at the first")
     train.add_argument("--cache-dir", help="text-embedding cache (default ~/.cache/tf_profiles)")
+    train.add_argument("--strategy", choices=["default", "mirrored", "multi-worker"],
+                       default="default", help="tf.distribute strategy: one device, every "
+                       "local GPU, or the workers of TF_CONFIG (docs/distributed_training.md)")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="full-ranking evaluation with baselines")
@@ -204,6 +296,59 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument("user_id")
     delete.add_argument("--store", required=True)
     delete.set_defaults(run=_delete_user)
+
+    def model_and_store(command, model_required=True):
+        command.add_argument("--store", required=True, help="profile store (SQLite file)")
+        command.add_argument("--model", required=model_required,
+                             help="model folder written by train (or a fine-tune)")
+        command.add_argument("--half-life-days", type=float, default=90.0,
+                             help="recency decay of interests")
+        command.add_argument("--cache-dir", help="text-embedding cache for new texts")
+
+    refresh = commands.add_parser(
+        "refresh", help="fast path: recompute the profiles of users with new data (no training)")
+    model_and_store(refresh)
+    refresh.add_argument("--all", action="store_true", help="recompute every profile")
+    refresh.add_argument("--batch-size", type=int, default=2048, help="users per batch")
+    refresh.set_defaults(run=_refresh)
+
+    update = commands.add_parser(
+        "update", help="ingest → refresh profiles → (fine-tune) → publish a new version")
+    update.add_argument("file", help="new events: user_id,item_id,timestamp[,rating][,event_id]")
+    model_and_store(update)
+    update.add_argument("--items", help="items file to add or update first")
+    update.add_argument("--users", help="users file to add or update first")
+    update.add_argument("--batch-size", type=int, default=10_000, help="events per transaction")
+    update.add_argument("--show-rejected", type=int, default=20)
+    update.add_argument("--refresh-batch-size", type=int, default=2048)
+    update.add_argument("--export-base", help="publish a new version here (e.g. saved_models/NAME)")
+    update.add_argument("--k", type=int, default=100, help="items per recommendation")
+    update.add_argument("--finetune-output",
+                        help="also fine-tune (warm start) into this new model folder; "
+                             "published only if held-out NDCG@10 holds")
+    update.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs")
+    update.add_argument("--learning-rate", type=float, default=5e-4)
+    update.add_argument("--max-ndcg-drop", type=float, default=0.005,
+                        help="refuse the fine-tuned model if held-out NDCG@10 falls more")
+    update.set_defaults(run=_update)
+
+    profile = commands.add_parser("profile", help="read a user's profile")
+    profile_commands = profile.add_subparsers(dest="profile_command", required=True)
+    show = profile_commands.add_parser(
+        "show", help="the profile as text and a PNG of interest weights over time")
+    show.add_argument("user_id")
+    show.add_argument("--store", required=True)
+    show.add_argument("--png", help="chart path (default profile_<ID>.png)")
+    show.add_argument("--half-life-days", type=float, default=90.0)
+    show.set_defaults(run=_profile_show)
+
+    why = commands.add_parser("explain", help="why an item is recommended to a user")
+    why.add_argument("user_id")
+    why.add_argument("item_id")
+    model_and_store(why)
+    why.add_argument("--top", type=int, default=3, help="history items shown")
+    why.add_argument("--json", action="store_true")
+    why.set_defaults(run=_explain)
     return parser
 
 
@@ -218,7 +363,7 @@ def main(argv=None):
     from tf_profiles.text.encoder import CheckpointError
 
     try:
-        args.run(args)
+        code = args.run(args)
     except (DataError, CheckpointError, ValueError) as error:
         print(f"tf-profiles {args.command}: error: {error}", file=sys.stderr)
         return 2
@@ -226,7 +371,7 @@ def main(argv=None):
         print(f"tf-profiles {args.command}: {error.code().name}: {error.details()}",
               file=sys.stderr)
         return 1
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tf_profiles.data import schema
 from tf_profiles.data.examples import latest_histories
+from tf_profiles.evaluation.scoring import candidate_embeddings
 from tf_profiles.profiles.describe import describe_profile
 from tf_profiles.profiles.interests import interest_weights
 from tf_profiles.text.cache import embed_texts
@@ -54,6 +55,7 @@ class ProfileBuilder:
         self.cache_dir = cache_dir
         self._known_texts = dict(known_texts or {})
         self._encoder = None
+        self._item_embeddings = None
         self._item_rows = pd.Series(np.arange(len(self.items)),
                                     index=self.items["item_id"].to_numpy())
         self._titles = self.items.set_index("item_id")["title"]
@@ -107,6 +109,17 @@ class ProfileBuilder:
         out = np.zeros((rows.size, self.item_text_embeddings.shape[1]), np.float32)
         out[known] = self.item_text_embeddings[rows[known].astype(np.int64)]
         return out.reshape(*history.shape, -1)
+
+    def item_embeddings(self) -> np.ndarray:
+        """[len(items), D] item-tower outputs for the whole catalogue (computed once)."""
+        if self._item_embeddings is None:
+            self._item_embeddings = candidate_embeddings(
+                self.model, self.items["item_id"].tolist(), self.item_text_embeddings)
+        return self._item_embeddings
+
+    def item_rows(self, item_ids) -> np.ndarray:
+        """Row of each id in ``items`` (-1 when not in the catalogue)."""
+        return self._item_rows.reindex(list(item_ids)).fillna(-1).to_numpy(np.int64)
 
     # === Profiles ===
 
