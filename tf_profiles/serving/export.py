@@ -113,10 +113,16 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         model, encoder = _float16_copy(model), _float16_copy(encoder)
     item_ids = builder.items["item_id"].tolist()
     # A request's history gets the stored rating of each (user, item) it
-    # names; the stored histories are the events a request repeats.
+    # names; the stored histories are the events a request repeats. An item
+    # seen twice keeps its latest rating.
     present = profiles["history"] != ""
-    rated = (np.repeat(profiles["user_id"], present.sum(axis=1)).tolist(),
-             profiles["history"][present].tolist(), profiles["history_rating"][present])
+    rated = pd.DataFrame({
+        "user_id": np.repeat(profiles["user_id"], present.sum(axis=1)),
+        "item_id": profiles["history"][present],
+        "rating": profiles["history_rating"][present]}).drop_duplicates(
+            ["user_id", "item_id"], keep="last")
+    rated = (rated["user_id"].tolist(), rated["item_id"].tolist(),
+             rated["rating"].to_numpy(np.float32))
     module = ServingModule(model, encoder, item_ids, builder.item_text_embeddings, profiles,
                            rated, k)
 
