@@ -80,11 +80,15 @@ def ingest_file(store: ProfileStore, path, batch_size: int = 10_000) -> IngestRe
                     "item_id", "unknown item")
     event_ids = (frame["event_id"].astype("string").fillna("") if "event_id" in frame.columns
                  else pd.Series("", index=frame.index))
-    rows = [(event_key(u, i, t, e), u, i, int(t), None if pd.isna(r) else float(r))
-            for u, i, t, r, e in zip(frame["user_id"], frame["item_id"], frame["timestamp"],
-                                     frame["rating"], event_ids)]
-    for start in range(0, len(rows), batch_size):
-        inserted, duplicates = store.add_events(rows[start:start + batch_size])
+    columns = [frame["user_id"].to_numpy(object), frame["item_id"].to_numpy(object),
+               frame["timestamp"].to_numpy(np.int64),
+               frame["rating"].astype("float64").to_numpy(), event_ids.to_numpy(object)]
+    # Rows are built one transaction at a time, so memory stays bounded by
+    # the batch, not the file.
+    for start in range(0, len(frame), batch_size):
+        rows = [(event_key(u, i, t, e), u, i, int(t), None if r != r else float(r))
+                for u, i, t, r, e in zip(*(c[start:start + batch_size] for c in columns))]
+        inserted, duplicates = store.add_events(rows)
         report.inserted += inserted
         report.duplicates += duplicates
     report.rejected.sort()
