@@ -12,6 +12,11 @@ from tf_profiles.data.loaders import Dataset, DataError, load_dataset
 from tf_profiles.models.item_tower import ItemTower
 from tf_profiles.models.two_tower import TwoTowerModel
 from tf_profiles.models.user_tower import UserTower
+from tf_profiles.profiles.builder import ProfileBuilder
+from tf_profiles.profiles.explain import Explanation, explain
+from tf_profiles.profiles.refresh import refresh_profiles
+from tf_profiles.store.ingest import ingest_file
+from tf_profiles.store.store import ProfileStore
 from tf_profiles.text.encoder import CheckpointError, TextEncoder
 from tf_profiles.text.render import render_item_text, render_user_text
 from tf_profiles.training.config import TrainConfig
@@ -19,6 +24,7 @@ from tf_profiles.training.config import TrainConfig
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "DataError", "Dataset", "ItemTower", "TextEncoder", "TrainConfig",
-    "TwoTowerModel", "UserTower", "load_dataset", "render_item_text", "render_user_text",
+    "CheckpointError", "DataError", "Dataset", "Explanation", "ItemTower", "ProfileBuilder",
+    "ProfileStore", "TextEncoder", "TrainConfig", "TwoTowerModel", "UserTower", "explain",
+    "ingest_file", "load_dataset", "refresh_profiles", "render_item_text", "render_user_text",
 ]

@@ -114,3 +114,15 @@ def test_changed_attributes_mark_the_user_stale(trained_model, builder, events, 
         assert list(store.stale_users()) == ["u5"]
         refresh_profiles(store, builder)
         assert store.profiles(["u5"])["description"][0].startswith("age 99")
+
+
+def test_a_failed_batch_writes_nothing_and_keeps_the_marks(trained_model, builder, events,
+                                                          tmp_path):
+    with _store(tmp_path / "p.db", trained_model.parent / "data", events, tmp_path) as store:
+        marks = store.stale_users()
+        good = {"user_id": "u1", "embedding": np.zeros(8, np.float32), "user_text": "",
+                "history": [], "interests": [], "description": "", "model_key": "k"}
+        broken = {**good, "user_id": "u2", "history": object()}  # not JSON: fails mid-batch
+        with pytest.raises(TypeError):
+            store.write_profiles([good, broken], marks)
+        assert store.profiles().empty and store.stale_users() == marks
