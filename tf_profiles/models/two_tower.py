@@ -18,6 +18,30 @@ def _unit(vectors):
     return tf.math.l2_normalize(tf.cast(vectors, tf.float32), -1)
 
 
+def _all_replicas_candidates(context, embeddings, ids, probability):
+    """Every replica's candidates, this replica's own first.
+
+    The loss then softmaxes each query over the whole global batch, exactly as
+    on one device (TFRS's Retrieval reads the positives off the diagonal and
+    the extra rows as extra negatives), instead of over the replica's slice.
+    Batches may be uneven (the last one), so the offset is gathered too.
+    """
+    sizes = context.all_gather(tf.shape(embeddings)[:1], axis=0)  # [R]
+    start = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+
+    def gather(values):  # [b, ...] here → [B, ...], rows of this replica first
+        return tf.roll(context.all_gather(values, axis=0), -start, axis=0)
+
+    # Collective ops do not carry strings; a 64-bit fingerprint keeps the
+    # accidental-hit test (equal ids) with a negligible collision chance.
+    ids = gather(tf.strings.to_hash_bucket_fast(ids, tf.int64.max))
+    if probability is not None:
+        probability = gather(probability)
+    # all_gather has a gradient: each replica's candidate embeddings receive
+    # the gradients of every replica's queries.
+    return gather(embeddings), ids, probability
+
+
 @tf.keras.utils.register_keras_serializable(package="tf_profiles")
 class TwoTowerModel(tfrs.Model):
     """TFRS two-tower retrieval: in-batch softmax with logQ correction.
@@ -68,6 +92,9 @@ class TwoTowerModel(tfrs.Model):
         # policy; Retrieval does not forward a dtype argument to Keras.
         self.task._set_dtype_policy("float32")
         self.loss_per_example = tf.keras.metrics.Mean(name="loss")
+        # train_step returns the metric's result, already summed over the
+        # replicas; Keras's default ("sum") would add the replicas' copies.
+        self.distribute_reduction_method = "first"
 
     def _text_embedding(self, features, raw_key, embedding_key, training):
         # Fine-tuning encodes raw text in the step; otherwise a given
@@ -87,7 +114,13 @@ class TwoTowerModel(tfrs.Model):
     def user_embedding(self, features, training=False):
         """[B] user features (id, history, ratings, optional text) → [B, D]."""
         history = features[schema.HISTORY]  # [B, H] ids, "" = padding
-        history_embeddings = _unit(self.item_tower(history, training=training))  # [B, H, D]
+        # Items that arrived after training are not in the item tower's text
+        # table; their text comes with the request.
+        history_items = history
+        if schema.HISTORY_TEXT_EMBEDDING in features:
+            history_items = {schema.ITEM_ID: history,
+                             schema.ITEM_TEXT_EMBEDDING: features[schema.HISTORY_TEXT_EMBEDDING]}
+        history_embeddings = _unit(self.item_tower(history_items, training=training))  # [B,H,D]
         inputs = {
             schema.USER_ID: features[schema.USER_ID],
             "history_embeddings": history_embeddings,
@@ -119,7 +152,10 @@ class TwoTowerModel(tfrs.Model):
         scaling = isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
-            total_loss = loss + (tf.add_n(self.losses) if self.losses else 0.0)
+            # Regularisation is the same on every replica; the optimizer's
+            # sum over replicas must count it once.
+            replicas = self.distribute_strategy.num_replicas_in_sync
+            total_loss = loss + (tf.add_n(self.losses) / replicas if self.losses else 0.0)
             if scaling:
                 total_loss = self.optimizer.get_scaled_loss(total_loss)
         gradients = tape.gradient(total_loss, self.trainable_variables)
@@ -127,7 +163,9 @@ class TwoTowerModel(tfrs.Model):
             gradients = self.optimizer.get_unscaled_gradients(gradients)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
         batch = tf.cast(tf.shape(inputs[schema.ITEM_ID])[0], tf.float32)
-        self.loss_per_example.update_state(loss / batch, sample_weight=batch)
+        # A replica can get an empty slice of the last batch: 0 / 0 must add 0.
+        self.loss_per_example.update_state(tf.math.divide_no_nan(loss, batch),
+                                           sample_weight=batch)
         return {"loss": self.loss_per_example.result()}
 
     def compute_loss(self, features, training=False):
@@ -137,9 +175,16 @@ class TwoTowerModel(tfrs.Model):
         if probability is not None:
             # TFRS subtracts log(p); p ** s makes that s * log(p).
             probability = tf.pow(probability, self.logq_strength)
+        ids = features[schema.ITEM_ID]
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            item, ids, probability = _all_replicas_candidates(context, item, ids, probability)
+        # The loss is summed over this replica's queries; the optimizer sums
+        # the replicas' gradients, so the step is the one-device step on the
+        # global batch.
         return self.task(
             user, item, candidate_sampling_probability=probability,
-            candidate_ids=features[schema.ITEM_ID], compute_metrics=False)
+            candidate_ids=ids, compute_metrics=False)
 
     # See ItemTower.get_build_config.
     def get_build_config(self):

@@ -70,7 +70,9 @@ def embed_texts(texts: Sequence[str], checkpoint: Optional[Path] = None,
                 cached[_text_key(text)] = vector
         cache_file.parent.mkdir(parents=True, exist_ok=True)
         keys = sorted(cached)
-        temporary = cache_file.with_suffix(".tmp.npz")
+        # One temporary file per process: training workers on one machine
+        # share the cache and may write it at the same time.
+        temporary = cache_file.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(temporary, keys=np.array(keys), vectors=np.stack([cached[k] for k in keys]))
         temporary.replace(cache_file)  # atomic: a killed run leaves the old cache intact
     width = json.loads((checkpoint / "config.json").read_text())["hidden_size"]

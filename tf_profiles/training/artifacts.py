@@ -7,7 +7,7 @@
                                frozen-encoder embeddings
     DIR/checkpoints/, logs/    per-epoch weights, TensorBoard
     DIR/backup/                the training state while training runs (resume
-                               after a restart; deleted when training ends)
+                               after a restart; emptied when training ends)
     DIR/metrics.json, training_curves.png
 """
 import dataclasses

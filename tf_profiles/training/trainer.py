@@ -23,6 +23,7 @@ from tf_profiles.text.encoder import TextEncoder, default_checkpoint
 from tf_profiles.text.render import render_item_text, render_user_text
 from tf_profiles.training.artifacts import Catalogue, ModelDir
 from tf_profiles.training.config import TrainConfig
+from tf_profiles.training.distribute import is_chief, remove_writing_dir, writing_dir
 from tf_profiles.training.plots import plot_training_curves
 
 
@@ -83,12 +84,30 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         print(f" - val NDCG@10 {metrics['NDCG@10']:.4f} Recall@10 {metrics['Recall@10']:.4f}")
 
 
+class EpochTimes(tf.keras.callbacks.Callback):
+    """Seconds of training per epoch (listed first: the validation is not counted)."""
+
+    def on_train_begin(self, logs=None):
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.started)
+
+
 def _input_pipeline(examples, batch_size, seed):
     tensors = {key: value.astype(str) if value.dtype == object else value
                for key, value in examples.items()}
+    # In-memory tensors have no files to shard by. Sharding by data, every
+    # worker builds the same shuffled global batches and keeps its replicas'
+    # slices of each, so the global batch is the one-worker batch.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return (tf.data.Dataset.from_tensor_slices(tensors)
             .shuffle(len(tensors[schema.ITEM_ID]), seed=seed, reshuffle_each_iteration=True)
-            .batch(batch_size).prefetch(tf.data.AUTOTUNE))
+            .batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options))
 
 
 def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
@@ -100,12 +119,16 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
       config: hyper-parameters and protocol.
       output_dir: the model folder (see :mod:`tf_profiles.training.artifacts`).
       cache_dir: text-embedding cache (default ~/.cache/tf_profiles).
-      strategy: a ``tf.distribute`` strategy; default: the default strategy.
+      strategy: a ``tf.distribute`` strategy (see
+        :mod:`tf_profiles.training.distribute`); default: the default strategy.
+        ``config.batch_size`` is the global batch. Only the chief writes
+        ``output_dir``; a restarted run resumes from ``output_dir/backup``.
 
     Returns:
       The metrics written to ``metrics.json``.
     """
-    target = ModelDir(Path(output_dir))
+    strategy = strategy or tf.distribute.get_strategy()
+    target = ModelDir(writing_dir(Path(output_dir), strategy))
     target.path.mkdir(parents=True, exist_ok=True)
     checkpoint = Path(config.encoder) if config.encoder else default_checkpoint()
     config_record = {**config.to_dict(), "encoder": str(checkpoint)}
@@ -130,7 +153,6 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     # Seeded here, after the text embeddings: whether they came from the cache
     # or from a freshly built encoder must not change the model's random state.
     tf.keras.utils.set_random_seed(config.seed)
-    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         text_encoder = None
         if config.encoder_mode == "finetune":
@@ -142,24 +164,36 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
         model.item_tower.set_text_embeddings(catalogue.item_text(item_ids))
         model.user_tower.set_text_embeddings(catalogue.user_text(user_ids))
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        # Built before fit (on a padding example), so that BackupAndRestore
+        # restores into existing variables.
+        model.build_from_config(model.get_build_config())
 
+    epoch_times = EpochTimes()
     callbacks = [
+        epoch_times,
         tf.keras.callbacks.TensorBoard(log_dir=str(target.log_dir)),
         tf.keras.callbacks.ModelCheckpoint(
             str(target.checkpoint_dir / "epoch-{epoch:03d}.weights.h5"),
             save_weights_only=True),
+        # Every worker restores from the chief's backup in the real folder
+        # (shared storage on a cluster), not from its own writing folder.
+        tf.keras.callbacks.BackupAndRestore(str(ModelDir(Path(output_dir)).backup_dir)),
     ]
-    if len(split.valid):
+    if len(split.valid) and is_chief(strategy):
+        # On the chief only: it calls the towers directly (no collective ops),
+        # so the other workers just wait at the next step's gradient sum.
         rows = eval_rows(split, "valid", config.max_history)
-        callbacks.insert(0, ValidationCallback(rows, catalogue.item_text(rows.candidates)))
+        callbacks.insert(1, ValidationCallback(rows, catalogue.item_text(rows.candidates)))
     started = time.perf_counter()
     history = model.fit(_input_pipeline(examples, config.batch_size, config.seed),
                         epochs=config.epochs, callbacks=callbacks, verbose=1)
     seconds = time.perf_counter() - started
 
-    model.save(target.model_file)
+    model.save(target.model_file)  # every worker: saving reads distributed variables
     metrics = {
         "train_seconds": round(seconds, 1),
+        "epoch_seconds": [round(s, 3) for s in epoch_times.seconds],
+        "replicas": strategy.num_replicas_in_sync,
         "examples": int(len(examples[schema.ITEM_ID])),
         "items_in_vocabulary": len(item_ids), "users_in_vocabulary": len(user_ids),
         "skipped_rows": dataset.skipped,
@@ -167,4 +201,5 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     }
     target.metrics_file.write_text(json.dumps(metrics, indent=2))
     plot_training_curves(metrics["history"], target.curves_file)
+    remove_writing_dir(target.path, strategy)
     return metrics
