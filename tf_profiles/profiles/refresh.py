@@ -67,7 +67,7 @@ def refresh_profiles(store: ProfileStore, builder: ProfileBuilder, batch_size: i
       A :class:`RefreshReport`.
     """
     started = time.perf_counter()
-    store.mark_stale(model_key=builder.model_key)
+    store.use_model(builder.model_key)
     marks = store.stale_users()
     users = sorted(marks)
     report = RefreshReport(stale=len(users))

@@ -58,6 +58,11 @@ MIGRATIONS: List[str] = [
         SELECT user_id, random() FROM (SELECT user_id FROM users
                                         UNION SELECT user_id FROM events);
     """,
+    # Which model the stored profiles belong to, kept once: comparing it per
+    # profile would make every refresh scan the whole population.
+    """
+    CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT);
+    """,
 ]
 
 _KEY_SEPARATOR = "\x1f"
@@ -209,16 +214,27 @@ class ProfileStore:
         """Users whose events or attributes changed since their profile was written → mark."""
         return dict(self.connection.execute("SELECT user_id, mark FROM stale_users"))
 
-    def mark_stale(self, model_key: Optional[str] = None):
-        """Marks every user stale, or only those whose profile another model computed."""
-        everyone = ("SELECT user_id FROM users UNION SELECT user_id FROM events"
-                    " UNION SELECT user_id FROM profiles")
-        source = everyone if model_key is None else (
-            "SELECT user_id FROM profiles WHERE model_key IS NOT ?")
+    def mark_stale(self):
+        """Marks every user stale (their profiles are recomputed by the next refresh)."""
         with self.transaction():
-            self.connection.execute(
-                f"INSERT OR IGNORE INTO stale_users SELECT user_id, random() FROM ({source})",
-                () if model_key is None else (model_key,))
+            self._mark_everyone_stale()
+
+    def use_model(self, model_key: str):
+        """Records that profiles are now computed by ``model_key``; on a change of
+        model every user is marked stale, in the same transaction."""
+        with self.transaction():
+            row = self.connection.execute(
+                "SELECT value FROM settings WHERE name = 'profile_model'").fetchone()
+            if row is None or row[0] != model_key:
+                self._mark_everyone_stale()
+                self.connection.execute(
+                    "INSERT OR REPLACE INTO settings VALUES ('profile_model', ?)", (model_key,))
+
+    def _mark_everyone_stale(self):
+        self.connection.execute(
+            "INSERT OR IGNORE INTO stale_users SELECT user_id, random() FROM ("
+            "SELECT user_id FROM users UNION SELECT user_id FROM events"
+            " UNION SELECT user_id FROM profiles)")
 
     def write_profiles(self, profiles: List[dict], marks: Dict[str, int]) -> int:
         """Stores profiles computed for users read stale with ``marks``, in one transaction.
