@@ -4,6 +4,7 @@ Every problem is reported with the file, the line (CSV, header = line 1) or
 row (Parquet) and the column, before anything reaches TensorFlow.
 """
 import dataclasses
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -57,17 +58,28 @@ def read_table(path) -> pd.DataFrame:
         elif path.suffix.lower() in (".csv", ".tsv", ".txt"):
             # Everything as text first: IDs stay strings ("007" != "7") and
             # each column is parsed below with errors that name the line.
-            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",",
-                                dtype=str, keep_default_na=False)
+            # index_col=False: otherwise rows one field longer than the header
+            # silently make the first column the index and shift the rest;
+            # pandas warns instead, and that warning is an error here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", pd.errors.ParserWarning)
+                frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",",
+                                    dtype=str, keep_default_na=False, index_col=False)
         else:
             raise DataError(path, "unsupported format: use .csv, .tsv or .parquet")
     except DataError:
         raise
+    except pd.errors.ParserWarning as error:
+        raise DataError(path, "a row has more fields than the header (quote fields that "
+                        "hold the separator)") from error
     except Exception as error:  # pandas/pyarrow parser errors, bad encodings.
         raise DataError(path, f"cannot be read: {error}") from error
     if frame.empty:
         raise DataError(path, "the file has no rows")
     frame.columns = [str(c).strip() for c in frame.columns]
+    repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+    if repeated:
+        raise DataError(path, f"column(s) {', '.join(map(repr, repeated))} appear more than once")
     return frame
 
 
@@ -106,11 +118,15 @@ def _check_ids(frame, path, column, skip, skipped):
 
 def parse_timestamps(values: pd.Series) -> pd.Series:
     numeric = pd.to_numeric(values, errors="coerce")
+    # inf, NaN and numbers past int64 ("9" * 40) are not times; casting them would raise.
+    numeric = numeric.where(numeric.between(-2.0 ** 62, 2.0 ** 62))
     parsed = numeric.round().astype("Int64")
     text = numeric.isna() & values.notna() & (values.astype(str).str.strip() != "")
     if text.any():
         dates = pd.to_datetime(values[text], errors="coerce", utc=True, format="ISO8601")
-        seconds = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+        # The epoch in the dates' own unit: a nanosecond one overflows past 2262.
+        epoch = pd.Timestamp(0, tz="UTC").as_unit(dates.dt.unit)
+        seconds = (dates - epoch) // pd.Timedelta(seconds=1)
         parsed[text] = seconds.astype("Int64")
     return parsed
 
@@ -215,4 +231,7 @@ def load_dataset(interactions, items, users=None, skip_bad_rows: bool = False) -
     item_frame = load_items(items, skip_bad_rows, skipped)
     user_frame = load_users(users, skip_bad_rows, skipped) if users else None
     interaction_frame = load_interactions(interactions, item_frame, skip_bad_rows, skipped)
+    for path, frame in ((items, item_frame), (interactions, interaction_frame)):
+        if frame.empty:  # every row was skipped: nothing to train on
+            raise DataError(path, f"no usable rows left; skipped: {dict(skipped)}")
     return Dataset(interaction_frame, item_frame, user_frame, dict(skipped))

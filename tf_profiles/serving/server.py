@@ -7,6 +7,7 @@ SavedModels from the same base path with the same answers and status codes,
 so that the export and the client can be tested end to end.
 """
 import logging
+import math
 import threading
 import time
 from concurrent import futures
@@ -24,7 +25,17 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc)
 from tensorflow_serving.config import model_server_config_pb2
 
+from tf_profiles.serving import warmup
+
 log = logging.getLogger(__name__)
+
+# A TensorProto may give fewer values than its shape holds (TensorFlow repeats
+# the last one), so a few bytes can ask for 2**40 strings: parsing that spends
+# ~10 s in the allocator before failing. Far above any real request
+# (100,000 ids is 1/40 of it), checked before parsing.
+MAX_INPUT_ELEMENTS = 1 << 22
+# TensorFlow's error codes are gRPC's: an op error keeps its code, as in TF Serving.
+_GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
 
 @dataclass
@@ -61,7 +72,24 @@ def _load_version(path: Path, version: int) -> LoadedVersion:
     # The proto also lists "__saved_model_init_op", which is not servable.
     defs = {name: definition for name, definition in proto.meta_graphs[0].signature_def.items()
             if name in signatures}
+    _warm_up(path, signatures)
     return LoadedVersion(version, signatures, defs, module)
+
+
+def _warm_up(path: Path, signatures):
+    # TF Serving's --enable_model_warmup: replays the export's warmup requests
+    # before the version is served. A signature's first call builds its
+    # runtime state (~1 s here), and under load many first calls at once
+    # stalled every client for seconds (see docs/benchmarks/serving_load.md).
+    records = path / "assets.extra" / warmup.WARMUP_FILE
+    if not records.is_file():
+        return
+    for record in warmup.read_warmup(records):
+        request = record.predict_log.request
+        name = request.model_spec.signature_name or "serving_default"
+        if name in signatures:
+            signatures[name](**{key: tf.io.parse_tensor(proto.SerializeToString(), proto.dtype)
+                                for key, proto in request.inputs.items()})
 
 
 class ModelRegistry:
@@ -118,7 +146,9 @@ class ModelRegistry:
         self._stop.set()
 
     def resolve(self, model_spec, context) -> LoadedVersion:
-        """The version a ModelSpec names; aborts NOT_FOUND as TF Serving does."""
+        """The version a ModelSpec names; aborts with TF Serving's status otherwise."""
+        if not model_spec.name:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
         model = self.models.get(model_spec.name)
         with self._lock:
             versions = dict(model.versions) if model else {}
@@ -127,6 +157,9 @@ class ModelRegistry:
                 f"Specific({model_spec.name}, {model_spec.version.value})")
         elif model_spec.version_label:
             wanted = model.labels.get(model_spec.version_label) if model else None
+            if model and wanted is None:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                              f"Unrecognized servable version label: {model_spec.version_label}")
             description = f"Specific({model_spec.name}, label {model_spec.version_label})"
         else:
             wanted = max(versions, default=None)
@@ -149,17 +182,25 @@ def _check_inputs(request, signature_def, context):
     tensors = {}
     for name, proto in request.inputs.items():
         spec = expected[name]
+        try:
+            dtype = tf.dtypes.as_dtype(proto.dtype)
+        except TypeError:  # DT_INVALID or a value the enum lacks: TF Serving's words
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"tensor parsing error: {name}")
         if proto.dtype != spec.dtype:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, (
                 f"Expects arg {name} to be {tf.dtypes.as_dtype(spec.dtype).name} but "
-                f"{tf.dtypes.as_dtype(proto.dtype).name if proto.dtype else 'invalid'} "
-                "is provided"))
+                f"{dtype.name} is provided"))
         shape = [d.size for d in proto.tensor_shape.dim]
         wanted = [d.size for d in spec.tensor_shape.dim]
         if len(shape) != len(wanted) or any(w not in (-1, s) for w, s in zip(wanted, shape)):
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"input {name} has shape {shape}, the signature expects "
                           f"{['?' if w == -1 else w for w in wanted]}")
+        elements = math.prod(max(size, 0) for size in shape)
+        if elements > MAX_INPUT_ELEMENTS:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                          f"input {name} has shape {shape}: {elements} elements, more than "
+                          f"the {MAX_INPUT_ELEMENTS} one input may hold")
         try:
             # Parsed by TensorFlow's C++ code: tf.make_ndarray walks string
             # elements in Python, which dominates large lookups.
@@ -182,8 +223,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         tensors = _check_inputs(request, served.signature_defs[name], context)
         try:
             outputs = served.signatures[name](**tensors)
-        except tf.errors.InvalidArgumentError as error:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+        except tf.errors.OpError as error:  # bad values (INVALID_ARGUMENT), out of memory, ...
+            context.abort(_GRPC_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN),
+                          error.message)
         wanted = set(request.output_filter) or set(outputs)
         unknown = sorted(wanted - set(outputs))
         if unknown:
