@@ -63,7 +63,8 @@ def warmup_inputs(profiles: dict, item_ids) -> dict:
 
 def export_model(model_dir, export_base, version: Optional[int] = None, k: int = 100,
                  float16: bool = False, half_life_days: float = 90.0,
-                 max_batch_size: int = 256, store=None, cache_dir=None, log=print) -> Path:
+                 max_batch_size: int = 256, store=None, cache_dir=None, log=print,
+                 served_items=None) -> Path:
     """Writes ``export_base/<version>/`` atomically and the TF Serving configs.
 
     Args:
@@ -76,6 +77,11 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         users and users another model embedded), users and items, rather than
         the training data, become the served state (a deleted user is gone).
       cache_dir: text-embedding cache for texts the training run did not embed.
+      served_items: ``(item_ids, item_text_embeddings, item_embeddings)`` to serve
+        instead of the model's items, e.g. a million items streamed by
+        :mod:`tf_profiles.serving.catalogue` (memory-mapped arrays are read
+        once); it should hold the items of the served histories, since the
+        user tower reads their text from it.
 
     Returns:
       The version folder.
@@ -111,7 +117,9 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         config.encoder, max_length=config.text_max_length)
     if float16:
         model, encoder = _float16_copy(model), _float16_copy(encoder)
-    item_ids = builder.items["item_id"].tolist()
+    item_ids, item_text, item_embeddings = (
+        (builder.items["item_id"].tolist(), builder.item_text_embeddings, None)
+        if served_items is None else served_items)
     # A request's history gets the stored rating of each (user, item) it
     # names; the stored histories are the events a request repeats. An item
     # seen twice keeps its latest rating.
@@ -123,8 +131,8 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
             ["user_id", "item_id"], keep="last")
     rated = (rated["user_id"].tolist(), rated["item_id"].tolist(),
              rated["rating"].to_numpy(np.float32))
-    module = ServingModule(model, encoder, item_ids, builder.item_text_embeddings, profiles,
-                           rated, k)
+    module = ServingModule(model, encoder, item_ids, item_text, profiles, rated, k,
+                           item_embeddings)
 
     export_base.mkdir(parents=True, exist_ok=True)
     # Written beside the final folder, then renamed: a server polling

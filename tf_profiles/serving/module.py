@@ -12,6 +12,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tf_profiles.data import schema
+from tf_profiles.evaluation.scoring import candidate_embeddings
 
 # === Contract ===
 SERVING_DEFAULT = "serving_default"
@@ -60,24 +61,31 @@ class ServingModule(tf.Module):
         history gets the stored rating of each (user, item) it names, so an
         explicit history and the stored one embed alike.
       k: how many items ``serving_default`` returns.
+      item_embeddings: [C, D] item-tower outputs already computed (e.g.
+        streamed by :mod:`tf_profiles.serving.catalogue`); default: computed
+        here, in batches.
     """
 
-    def __init__(self, model, encoder, item_ids, item_text_embeddings, users, rated, k: int):
+    def __init__(self, model, encoder, item_ids, item_text_embeddings, users, rated, k: int,
+                 item_embeddings=None):
         super().__init__(name="tf_profiles_servable")
         self.model = model
         self.encoder = encoder
         self.num_items = len(item_ids)
         self.k = min(int(k), self.num_items)
         self.max_history = int(users["history"].shape[1])
-        item_embeddings = model.item_embedding({
-            schema.ITEM_ID: tf.constant(list(item_ids)),
-            schema.ITEM_TEXT_EMBEDDING: tf.constant(item_text_embeddings, tf.float32)})
+        if item_embeddings is None:
+            # In batches: one call over a million items would hold every
+            # layer's [C, width] activations at once.
+            item_embeddings = candidate_embeddings(model, item_ids, item_text_embeddings)
+        item_embeddings = tf.constant(item_embeddings, tf.float32)
         self.embedding_dim = int(item_embeddings.shape[1])
         self.index = tfrs.layers.factorized_top_k.BruteForce(k=self.k)
         self.index.index(item_embeddings, tf.constant(list(item_ids)))
         self.item_rows = _row_table(item_ids)
-        self.item_text = tf.Variable(item_text_embeddings.astype(np.float32), trainable=False,
-                                     name="item_text")
+        # asarray, not astype: a float32 memmap is read straight into the variable.
+        self.item_text = tf.Variable(np.asarray(item_text_embeddings, np.float32),
+                                     trainable=False, name="item_text")
         self.user_rows = _row_table(users["user_id"])
         # The keys again, readable: a restored hash table cannot be listed.
         self.user_ids = _string_variable(users["user_id"], "user_ids")
