@@ -58,6 +58,18 @@ def _export(args):
                      float16=args.float16, max_batch_size=args.max_batch_size, store=store)
 
 
+def _export_shards(args):
+    from tf_profiles.profiles.builder import ProfileBuilder
+    from tf_profiles.serving.shards import export_shards
+    from tf_profiles.store.store import ProfileStore
+
+    with ProfileStore(args.store) if args.store else contextlib.nullcontext() as store:
+        builder = ProfileBuilder.from_model_dir(args.model, store, cache_dir=args.cache_dir)
+    export_shards(builder.items["item_id"].tolist(), builder.item_embeddings(),
+                  args.export_base, args.name, args.shards, k=args.k, version=args.version,
+                  main_model=args.main_model, models_root=args.models_root)
+
+
 def _serve(args):
     from tf_profiles.serving.server import ModelRegistry, ServedModel, serve_forever
 
@@ -257,6 +269,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--store", help="serve the events and users of this profile store "
                         "(default: the model's training data)")
     export.set_defaults(run=_export)
+
+    shards = commands.add_parser(
+        "export-shards", help="index-only SavedModels over slices of the catalogue "
+                              "(sharded retrieval; the client merges)")
+    shards.add_argument("--model", required=True, help="model folder written by train")
+    shards.add_argument("--export-base", required=True, help="the models folder, e.g. saved_models")
+    shards.add_argument("--name", required=True, help="shard i is the model NAME-shard-i")
+    shards.add_argument("--shards", type=int, required=True, help="how many shards")
+    shards.add_argument("--k", type=int, default=130,
+                        help="items per shard answer: K + the widest history to exclude")
+    shards.add_argument("--store", help="also index the items of this profile store")
+    shards.add_argument("--version", type=int, help="default: the next free in every shard")
+    shards.add_argument("--main-model", help="list this model (answering user_embedding) "
+                                             "in the written models.config too")
+    shards.add_argument("--models-root", default="/models",
+                        help="where TF Serving finds the models (models.config paths)")
+    shards.add_argument("--cache-dir", help="text-embedding cache for the store's new items")
+    shards.set_defaults(run=_export_shards)
 
     serve = commands.add_parser(
         "serve", help="local PredictionService for development (production: TF Serving)")

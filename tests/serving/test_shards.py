@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_profiles.cli import main
 from tf_profiles.evaluation.scoring import candidate_embeddings
 from tf_profiles.serving.client import ServingClient
 from tf_profiles.serving.server import ModelRegistry, ServedModel, start_server
@@ -114,3 +115,16 @@ def test_export_refuses_repeated_ids_bad_counts_and_existing_versions(catalogue,
         export_shards(ids, embeddings, base, "many", 16, log=lambda _: 0)
     with pytest.raises(ValueError, match="tiny-shard-0/1: version 1 exists already"):
         export_shards(ids, embeddings, base, "tiny", 3, version=1, log=lambda _: 0)
+
+
+def test_export_shards_command(trained_model, tmp_path):
+    assert main(["export-shards", "--model", str(trained_model), "--export-base",
+                 str(tmp_path), "--name", "tiny", "--shards", "2", "--k", "4",
+                 "--main-model", "tiny", "--models-root", str(tmp_path)]) == 0
+    config = ModelRegistry.from_config_file(tmp_path / "tiny-shards.models.config")
+    assert sorted(config.models) == ["tiny", "tiny-shard-0", "tiny-shard-1"]
+    loaded = [tf.saved_model.load(str(tmp_path / shard_name("tiny", i) / "1")) for i in (0, 1)]
+    answers = [m.signatures["top_k"](query=tf.ones((1, 8)))["item_ids"] for m in loaded]
+    assert all(a.shape == (1, 4) for a in answers)
+    assert main(["export-shards", "--model", str(trained_model), "--export-base",
+                 str(tmp_path), "--name", "tiny", "--shards", "0"]) == 2
