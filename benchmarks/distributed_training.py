@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,17 +25,10 @@ from pathlib import Path
 
 import pandas as pd
 
+import tf_profiles  # noqa: F401  (Keras 2 before TensorFlow)
+from tf_profiles.training.distribute import local_tf_configs
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _slice(data_dir: Path, users: int) -> Path:
@@ -54,14 +46,12 @@ def run(workers, strategy, interactions, data_dir, config_file, output, cache_di
                "--interactions", str(interactions), "--items", str(data_dir / "items.csv"),
                "--users", str(data_dir / "users.csv"), "--config", str(config_file),
                "--output", str(output), "--cache-dir", str(cache_dir), "--strategy", strategy]
-    ports = _free_ports(workers)
+    tf_configs = local_tf_configs(workers)
     processes = []
     for index in range(workers):
         env = dict(os.environ)
         if strategy == "multi-worker":
-            env["TF_CONFIG"] = json.dumps({
-                "cluster": {"worker": [f"127.0.0.1:{port}" for port in ports]},
-                "task": {"type": "worker", "index": index}})
+            env["TF_CONFIG"] = tf_configs[index]
         log = (output.parent / f"{output.name}.worker{index}.log").open("w")
         processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                           stderr=subprocess.STDOUT))

@@ -182,12 +182,11 @@ def _profile_show(args):
     from tf_profiles.store.store import ProfileStore
 
     with ProfileStore(args.store) as store:
+        store.check_user(args.user_id)
         events = store.events([args.user_id])
-        if events.empty and args.user_id not in store.user_ids():
-            raise ValueError(f"user {args.user_id!r} has no events or attributes in {args.store}")
         profile = store.profiles([args.user_id])
         attributes = store.user_attributes([args.user_id])[0]
-        stale = args.user_id in store.stale_users()
+        stale = store.is_stale(args.user_id)
         timeline = interest_timeline(events, store.items(), args.half_life_days)
     print(f"user {args.user_id}: {len(events)} events")
     if attributes:

@@ -1,7 +1,6 @@
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from tf_profiles.cli import main
 from tf_profiles.data.loaders import load_dataset
 from tf_profiles.training.artifacts import ModelDir
 from tf_profiles.training.config import TrainConfig
-from tf_profiles.training.distribute import make_strategy
+from tf_profiles.training.distribute import local_tf_configs, make_strategy
 from tf_profiles.training.trainer import train
 
 from tests.conftest import read_json
@@ -38,16 +37,6 @@ def _train_command(data, config_file, output, cache_dir, *extra):
             "--interactions", str(data["interactions"]), "--items", str(data["items"]),
             "--users", str(data["users"]), "--config", str(config_file),
             "--output", str(output), "--cache-dir", str(cache_dir), *extra]
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _tail(path: Path, lines=30) -> str:
@@ -98,14 +87,11 @@ def test_mirrored_strategy_on_one_cpu_trains_like_the_default(tiny_bert, tiny_da
 def test_two_workers_take_the_one_worker_steps(tiny_bert, tiny_data, cache_dir, tmp_path):
     """Two local processes with TF_CONFIG: same losses and weights as one worker."""
     config_file = _config_file(tmp_path, tiny_bert)
-    ports = _free_ports(2)
     worker_tmp = tmp_path / "worker_tmp"
     worker_tmp.mkdir()
     workers, logs = [], []
-    for index in range(2):
-        tf_config = {"cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
-                     "task": {"type": "worker", "index": index}}
-        env = {**os.environ, "TF_CONFIG": json.dumps(tf_config), "TMPDIR": str(worker_tmp)}
+    for index, tf_config in enumerate(local_tf_configs(2)):
+        env = {**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(worker_tmp)}
         logs.append(tmp_path / f"worker{index}.log")
         # Separate caches: the workers embed the texts at the same time.
         command = _train_command(tiny_data, config_file, tmp_path / "two",

@@ -3,6 +3,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_profiles.data import schema
+from tf_profiles.evaluation.metrics import mask_seen, ranking_metrics
 from tf_profiles.evaluation.protocol import EvalRows
 
 
@@ -35,3 +36,10 @@ def model_scores(model, rows: EvalRows, candidate_text: np.ndarray) -> np.ndarra
     users = user_embeddings(model, rows.histories)
     items = candidate_embeddings(model, rows.candidates, candidate_text)
     return users @ items.T
+
+
+def held_out_metrics(model, rows: EvalRows, candidate_text: np.ndarray,
+                     cutoffs=(10,)) -> dict:
+    """Full-ranking metrics of ``model`` on ``rows``, already-seen items masked."""
+    scores = mask_seen(model_scores(model, rows, candidate_text), rows.seen)
+    return ranking_metrics(scores, rows.targets, cutoffs=cutoffs)

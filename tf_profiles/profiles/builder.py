@@ -33,21 +33,19 @@ class ProfileBuilder:
         computed by an older model are found and recomputed).
       items: the catalogue (item_id, title, tags, ..., text), including items
         the model never saw: they are embedded by their text.
-      item_text_embeddings: [len(items), E] frozen-encoder embeddings of ``text``.
       max_history: events per profile (the model's).
       checkpoint, text_max_length: the frozen encoder, for texts not embedded yet.
-      known_texts: text → embedding already computed (skips the encoder).
+      known_texts: text → embedding already computed (skips the encoder for
+        them; other texts, the items' included, are encoded once).
       half_life_days: recency decay of interests.
     """
 
-    def __init__(self, model, model_key: str, items: pd.DataFrame,
-                 item_text_embeddings: np.ndarray, max_history: int, checkpoint,
+    def __init__(self, model, model_key: str, items: pd.DataFrame, max_history: int, checkpoint,
                  text_max_length: int, known_texts: Optional[Dict[str, np.ndarray]] = None,
                  half_life_days: float = 90.0, cache_dir=None):
         self.model = model
         self.model_key = model_key
         self.items = items.reset_index(drop=True)
-        self.item_text_embeddings = np.asarray(item_text_embeddings, np.float32)
         self.max_history = max_history
         self.checkpoint = Path(checkpoint)
         self.text_max_length = text_max_length
@@ -60,6 +58,7 @@ class ProfileBuilder:
                                     index=self.items["item_id"].to_numpy())
         self._titles = self.items.set_index("item_id")["title"]
         self._embed = tf.function(model.user_embedding, reduce_retracing=True)
+        self.item_text_embeddings = self.text_embeddings(self.items["text"].tolist())
 
     @classmethod
     def from_model_dir(cls, model_dir, store=None, model=None, half_life_days: float = 90.0,
@@ -79,11 +78,9 @@ class ProfileBuilder:
                                              for row in stored.to_dict("records")])
                 items = pd.concat([items[~items["item_id"].isin(stored["item_id"])], stored],
                                   ignore_index=True)
-        builder = cls(model if model is not None else model_dir.load_model(), model_dir.key(),
-                      items, np.zeros((0, 0)), config.max_history, config.encoder,
-                      config.text_max_length, known, half_life_days, cache_dir)
-        builder.item_text_embeddings = builder.text_embeddings(items["text"].tolist())
-        return builder
+        return cls(model if model is not None else model_dir.load_model(), model_dir.key(),
+                   items, config.max_history, config.encoder, config.text_max_length, known,
+                   half_life_days, cache_dir)
 
     # === Text ===
 

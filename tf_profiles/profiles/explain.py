@@ -61,9 +61,8 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
       ValueError: the user has neither events nor attributes in the store, or
         the item is not in the catalogue.
     """
+    store.check_user(user_id)
     events = store.events([user_id])
-    if events.empty and user_id not in store.user_ids():
-        raise ValueError(f"user {user_id!r} has no events or attributes in {store.path}")
     (row,) = builder.item_rows([item_id])
     if row < 0:
         raise ValueError(f"item {item_id!r} is not in the catalogue of the model or {store.path}")

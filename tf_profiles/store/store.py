@@ -146,8 +146,13 @@ class ProfileStore:
                 "INSERT INTO users VALUES (?, ?) ON CONFLICT(user_id) DO UPDATE SET "
                 "attributes=excluded.attributes", rows)
 
-    def user_ids(self) -> set:
-        return {row[0] for row in self.connection.execute("SELECT user_id FROM users")}
+    def check_user(self, user_id: str):
+        """Raises ValueError unless the store has events or attributes of ``user_id``."""
+        known = self.connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM users WHERE user_id = ?) "
+            "OR EXISTS (SELECT 1 FROM events WHERE user_id = ?)", (user_id, user_id)).fetchone()[0]
+        if not known:
+            raise ValueError(f"user {user_id!r} has no events or attributes in {self.path}")
 
     def known_items(self) -> set:
         return {row[0] for row in self.connection.execute("SELECT item_id FROM items")}
@@ -213,6 +218,10 @@ class ProfileStore:
     def stale_users(self) -> Dict[str, int]:
         """Users whose events or attributes changed since their profile was written → mark."""
         return dict(self.connection.execute("SELECT user_id, mark FROM stale_users"))
+
+    def is_stale(self, user_id: str) -> bool:
+        return self.connection.execute(
+            "SELECT EXISTS (SELECT 1 FROM stale_users WHERE user_id = ?)", (user_id,)).fetchone()[0]
 
     def mark_stale(self):
         """Marks every user stale (their profiles are recomputed by the next refresh)."""

@@ -12,8 +12,10 @@ replica's candidates so the in-batch negatives are the whole global batch.
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
+from typing import List
 
 import tensorflow as tf
 
@@ -80,3 +82,20 @@ def remove_writing_dir(path: Path, strategy: tf.distribute.Strategy):
     """Deletes a non-chief worker's temporary folder; the chief's stays."""
     if not is_chief(strategy):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def local_tf_configs(workers: int, host: str = "127.0.0.1") -> List[str]:
+    """One ``TF_CONFIG`` value (JSON) per worker of a cluster on this machine.
+
+    For trying ``multi-worker`` on one machine: start one training process per
+    value, each with its own ``TF_CONFIG``. The ports are free when chosen.
+    """
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind((host, 0))
+    addresses = [f"{host}:{s.getsockname()[1]}" for s in sockets]
+    for s in sockets:
+        s.close()
+    return [json.dumps({"cluster": {"worker": addresses},
+                        "task": {"type": "worker", "index": index}})
+            for index in range(workers)]

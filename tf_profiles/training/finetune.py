@@ -20,9 +20,8 @@ import tensorflow as tf
 from tf_profiles.data import schema
 from tf_profiles.data.examples import training_examples
 from tf_profiles.data.splits import sort_events
-from tf_profiles.evaluation.metrics import mask_seen, ranking_metrics
 from tf_profiles.evaluation.protocol import eval_rows
-from tf_profiles.evaluation.scoring import model_scores
+from tf_profiles.evaluation.scoring import held_out_metrics
 from tf_profiles.training.artifacts import ModelDir
 from tf_profiles.training.trainer import _input_pipeline
 
@@ -54,11 +53,6 @@ def new_events(model_dir: ModelDir, events: pd.DataFrame) -> pd.DataFrame:
     merged = events.astype({"timestamp": "int64"}).merge(
         known.drop_duplicates(), on=_KEY, how="left", indicator=True)
     return merged[merged["_merge"] == "left_only"].drop(columns="_merge").reset_index(drop=True)
-
-
-def held_out_ndcg(model, rows, candidate_text) -> float:
-    scores = mask_seen(model_scores(model, rows, candidate_text), rows.seen)
-    return ranking_metrics(scores, rows.targets, cutoffs=(10,))["NDCG@10"]
 
 
 def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
@@ -96,13 +90,13 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
     rows = eval_rows(split, "test", config.max_history)
     candidate_text = catalogue.item_text(rows.candidates)
     model = source.load_model()
-    before = held_out_ndcg(model, rows, candidate_text)
+    before = held_out_metrics(model, rows, candidate_text)["NDCG@10"]
     started = time.perf_counter()
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
     model.fit(_input_pipeline(examples, config.batch_size, config.seed), epochs=epochs,
               verbose=2)
     seconds = time.perf_counter() - started
-    after = held_out_ndcg(model, rows, candidate_text)
+    after = held_out_metrics(model, rows, candidate_text)["NDCG@10"]
 
     # Written beside, then renamed: a half-written folder is never a model.
     staging = target.path.with_name(f".{target.path.name}.partial")

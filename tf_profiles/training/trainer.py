@@ -12,9 +12,8 @@ from tf_profiles.data import schema
 from tf_profiles.data.examples import training_examples
 from tf_profiles.data.loaders import Dataset
 from tf_profiles.data.splits import make_split
-from tf_profiles.evaluation.metrics import mask_seen, ranking_metrics
 from tf_profiles.evaluation.protocol import eval_rows
-from tf_profiles.evaluation.scoring import model_scores
+from tf_profiles.evaluation.scoring import held_out_metrics
 from tf_profiles.models.item_tower import ItemTower
 from tf_profiles.models.two_tower import ITEM_TEXT, USER_TEXT, TwoTowerModel
 from tf_profiles.models.user_tower import UserTower
@@ -76,9 +75,7 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         self.rows, self.candidate_text = rows, candidate_text
 
     def on_epoch_end(self, epoch, logs=None):
-        scores = mask_seen(model_scores(self.model, self.rows, self.candidate_text),
-                           self.rows.seen)
-        metrics = ranking_metrics(scores, self.rows.targets, cutoffs=(10,))
+        metrics = held_out_metrics(self.model, self.rows, self.candidate_text)
         logs["val_ndcg@10"] = metrics["NDCG@10"]
         logs["val_recall@10"] = metrics["Recall@10"]
         print(f" - val NDCG@10 {metrics['NDCG@10']:.4f} Recall@10 {metrics['Recall@10']:.4f}")
