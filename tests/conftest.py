@@ -115,7 +115,7 @@ def read_json(path):
 def trained_model(tiny_bert, tmp_path_factory):
     """A tiny trained model folder; its data files are in ``../data``."""
     from tf_profiles.data.loaders import load_dataset
-    from tf_profiles.training.config import TrainConfig
+    from tf_profiles.bundle.config import TrainConfig
     from tf_profiles.training.trainer import train
 
     root = tmp_path_factory.mktemp("served")

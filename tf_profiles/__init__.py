@@ -8,7 +8,9 @@ before ``tensorflow``.
 """
 from tf_profiles import _keras_setup  # noqa: F401  (must precede TensorFlow)
 
+from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.data.loaders import Dataset, DataError, load_dataset
+from tf_profiles.features.preprocessor import Preprocessor
 from tf_profiles.models.item_tower import ItemTower
 from tf_profiles.models.two_tower import TwoTowerModel
 from tf_profiles.models.user_tower import UserTower
@@ -19,12 +21,11 @@ from tf_profiles.store.ingest import ingest_file
 from tf_profiles.store.store import ProfileStore
 from tf_profiles.text.encoder import CheckpointError, TextEncoder
 from tf_profiles.text.render import render_item_text, render_user_text
-from tf_profiles.training.config import TrainConfig
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "CheckpointError", "DataError", "Dataset", "Explanation", "ItemTower", "ProfileBuilder",
-    "ProfileStore", "TextEncoder", "TrainConfig", "TwoTowerModel", "UserTower", "explain",
-    "ingest_file", "load_dataset", "refresh_profiles", "render_item_text", "render_user_text",
+    "CheckpointError", "DataError", "Dataset", "Explanation", "ItemTower", "Preprocessor",
+    "ProfileBuilder", "ProfileStore", "TextEncoder", "TrainConfig", "TwoTowerModel", "UserTower",
+    "explain", "ingest_file", "load_dataset", "refresh_profiles", "render_item_text", "render_user_text",
 ]

@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data.examples import latest_histories, training_examples
+from tf_profiles.features.examples import latest_histories, training_examples
 from tf_profiles.data.splits import Split, cold_start_items, cold_start_users, leave_one_out
 
 

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from tf_profiles.evaluation.metrics import mask_seen, ranking_metrics
+from tf_profiles.evaluation.metrics import ranking_metrics
+from tf_profiles.models.ranking import exclude
 
 
 def test_single_target_metrics_by_hand():
@@ -27,7 +28,7 @@ def test_ties_count_against_the_target():
 
 
 def test_seen_items_are_masked():
-    scores = mask_seen(np.array([[0.9, 0.5, 0.1]]), [np.array([0])])
+    scores = exclude(np.array([[0.9, 0.5, 0.1]]), [np.array([0])])
     assert ranking_metrics(scores, [np.array([1])], cutoffs=(1,))["HR@1"] == 1.0
 
 

@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from tf_profiles.data.loaders import load_dataset
 from tf_profiles.evaluation.evaluate import evaluate
-from tf_profiles.training.artifacts import ModelDir
-from tf_profiles.training.config import TrainConfig
+from tf_profiles.bundle.model_dir import ModelDir
+from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.training.trainer import train
 
 from tests.conftest import assert_same_outputs, read_json
@@ -35,10 +35,10 @@ def test_train_writes_a_complete_model_folder(tiny_bert, tiny_data, cache_dir, t
     assert catalogue.users.set_index("user_id").loc["u0", "text"].endswith("eating food")
     model = folder.load_model()
     split = folder.split()
-    assert model.item_tower.item_ids == sorted(split.train["item_id"].unique())
-    stored = model.item_tower.text_table.numpy()[1:]
-    np.testing.assert_allclose(stored, catalogue.item_text(model.item_tower.item_ids),
-                               atol=1e-6)
+    assert model.preprocessor.item_vocabulary == sorted(split.train["item_id"].unique())
+    stored = model.preprocessor.item_text.vectors.numpy()[1:]
+    assert model.preprocessor.item_text.ids == catalogue.items["item_id"].tolist()
+    np.testing.assert_allclose(stored, catalogue.item_text_embeddings, atol=1e-6)
 
 
 def test_evaluate_writes_the_table_with_every_baseline(tiny_bert, tiny_data, cache_dir,
@@ -75,8 +75,9 @@ def test_finetune_mode_trains_the_top_encoder_layers(tiny_bert, tiny_data, cache
 
     pretrained = TextEncoder.from_checkpoint(tiny_bert)
     texts = tf.constant(["star wars", "drama"])
-    assert not np.allclose(model.text_encoder(texts).numpy(), pretrained(texts).numpy())
-    assert model.text_encoder.trainable_layers == 1
+    encoder = model.preprocessor.encoder
+    assert not np.allclose(encoder(texts).numpy(), pretrained(texts).numpy())
+    assert encoder.trainable_layers == 1
 
 
 def test_training_is_reproducible_with_a_seed(tiny_bert, tiny_data, cache_dir, tmp_path):

@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tf_profiles.data.examples import training_examples
+from tf_profiles.features.examples import training_examples
 from tf_profiles.evaluation.protocol import EvalRows
 
 
@@ -66,10 +66,10 @@ def markov_chain(rows: EvalRows) -> np.ndarray:
     return scores + 1e-6 * popularity / max(popularity.max(), 1.0)
 
 
-def content_only(rows: EvalRows, candidate_text: np.ndarray,
-                 item_text: Dict[str, np.ndarray]) -> np.ndarray:
+def content_only(rows: EvalRows, item_text: Dict[str, np.ndarray]) -> np.ndarray:
     """User = mean text embedding of the history items; cosine to candidates."""
     history = rows.histories["history"]
+    candidate_text = np.stack([item_text[c] for c in rows.candidates])
     width = candidate_text.shape[1]
     users = np.zeros((len(history), width))
     for row, items in enumerate(history):

@@ -4,12 +4,13 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
+from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.evaluation import baselines
-from tf_profiles.evaluation.metrics import mask_seen, ranking_metrics
+from tf_profiles.evaluation.metrics import ranking_metrics
+from tf_profiles.evaluation.plots import plot_metric_bars
 from tf_profiles.evaluation.protocol import eval_rows
 from tf_profiles.evaluation.scoring import model_scores
-from tf_profiles.training.artifacts import ModelDir
-from tf_profiles.training.plots import plot_metric_bars
+from tf_profiles.models.ranking import exclude
 
 # The metric each protocol is judged by (the bar chart shows it).
 HEADLINE = {"loo": "NDCG@10", "cold-users": "NDCG@10", "cold-items": "Recall@10"}
@@ -18,10 +19,9 @@ HEADLINE = {"loo": "NDCG@10", "cold-users": "NDCG@10", "cold-items": "Recall@10"
 def _baseline_scorers(protocol: str, catalogue, rows, seed: int):
     if protocol == "cold-items":
         # Held-out items have no interactions: only text can rank them.
-        candidate_text = catalogue.item_text(rows.candidates)
+        item_text = catalogue.item_text_by_id()
         return {
-            "content-only (MiniLM cosine)": lambda: baselines.content_only(
-                rows, candidate_text, catalogue.item_text_by_id()),
+            "content-only (MiniLM cosine)": lambda: baselines.content_only(rows, item_text),
             "random": lambda: baselines.random_scores(rows, seed),
         }
     return {
@@ -51,14 +51,13 @@ def evaluate(model_dir, with_baselines: bool = True, output_dir: Optional[Path] 
     rows = eval_rows(split, "test", config.max_history)
     if not len(rows.users):
         raise ValueError(f"{model_dir.split_dir}: the split has no test events")
-    scorers = {"tf_profiles (this model)": lambda: model_scores(
-        model_dir.load_model(), rows, catalogue.item_text(rows.candidates))}
+    scorers = {"tf_profiles (this model)": lambda: model_scores(model_dir.load_model(), rows)}
     if with_baselines:
         scorers.update(_baseline_scorers(split.protocol, catalogue, rows, config.seed))
     table, seconds = {}, {}
     for name, scorer in scorers.items():
         started = time.perf_counter()
-        scores = mask_seen(scorer(), rows.seen)
+        scores = exclude(scorer(), rows.seen)
         table[name] = ranking_metrics(scores, rows.targets)
         seconds[name] = round(time.perf_counter() - started, 1)
         log(f"{name}: {HEADLINE[split.protocol]} {table[name][HEADLINE[split.protocol]]:.4f}")

@@ -1,17 +1,9 @@
-"""Full-ranking metrics: every candidate is scored, already-seen items masked."""
+"""Full-ranking metrics: every candidate is scored (excluded items scored -inf)."""
 from typing import Dict, Sequence
 
 import numpy as np
 
 CUTOFFS = (10, 50, 100)
-
-
-def mask_seen(scores: np.ndarray, seen: Sequence[np.ndarray]) -> np.ndarray:
-    """Sets each row's already-seen candidates (column indices) to -inf, in place."""
-    for row, columns in enumerate(seen):
-        if len(columns):
-            scores[row, columns] = -np.inf
-    return scores
 
 
 def ranking_metrics(scores: np.ndarray, targets: Sequence[np.ndarray],

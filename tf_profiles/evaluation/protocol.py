@@ -5,7 +5,7 @@ from typing import Dict, List
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data.examples import latest_histories
+from tf_profiles.features.examples import latest_histories
 from tf_profiles.data.splits import Split
 
 

@@ -1,16 +1,11 @@
 """The retrieval model: user tower × item tower, scored by a dot product."""
-from typing import Optional
-
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tf_profiles.data import schema
+from tf_profiles.features import spec
+from tf_profiles.features.preprocessor import Preprocessor
 from tf_profiles.models.item_tower import ItemTower
 from tf_profiles.models.user_tower import UserTower
-from tf_profiles.text.encoder import TextEncoder
-
-ITEM_TEXT = "item_text"  # raw strings, used only when fine-tuning the encoder
-USER_TEXT = "user_text"
 
 
 def _unit(vectors):
@@ -46,11 +41,18 @@ def _all_replicas_candidates(context, embeddings, ids, probability):
 class TwoTowerModel(tfrs.Model):
     """TFRS two-tower retrieval: in-batch softmax with logQ correction.
 
-    The user tower reads the history through the item tower, so both towers
-    share item representations and a new item in a history embeds through
-    its text.
+    The model is its Preprocessor (raw inputs → features), the two towers
+    and the TFRS Retrieval task; like a keras-hub task it carries its
+    preprocessor, so ``user_embedding``/``item_embedding`` take raw ids and
+    strings everywhere: in training, evaluation, profile building and the
+    servable. The user tower reads the history through the item tower, so
+    both towers share item representations and a new item in a history
+    embeds through its text.
 
     Args:
+      preprocessor: a :class:`Preprocessor` (its encoder trains with the
+        towers when it has trainable layers: then examples carry raw
+        ``item_text``/``user_text``).
       user_tower, item_tower: the towers (same ``embedding_dim``).
       temperature: softmax temperature on the (L2-normalised) scores.
       remove_accidental_hits: mask in-batch negatives equal to the positive.
@@ -59,33 +61,26 @@ class TwoTowerModel(tfrs.Model):
         the full logQ correction (unbiased softmax over the catalogue), 0
         none (in-batch negatives then favour popular items, which full-
         ranking accuracy metrics partly reward).
-      text_encoder: a trainable :class:`TextEncoder` for fine-tuning mode;
-        then batches carry raw ``item_text``/``user_text`` and their
-        embeddings replace the stored ones for the candidate and the user
-        (history items keep their stored embeddings: encoding B × H texts
-        per step would multiply the cost by H). None (default): frozen encoder,
-        text embeddings come from the towers' stored tables.
 
-    Call inputs: the features of :mod:`tf_profiles.data.examples`; returns
-    ``{"user_embedding": [B, D], "item_embedding": [B, D]}`` (the latter only
-    when ``item_id`` is given).
+    Call inputs: raw features (see :mod:`tf_profiles.features.examples`);
+    returns ``{"user_embedding": [B, D], "item_embedding": [B, D]}`` (the
+    latter only when ``item_id`` is given).
     """
 
-    def __init__(self, user_tower: UserTower, item_tower: ItemTower,
-                 temperature: float = 0.05, remove_accidental_hits: bool = True,
-                 logq_strength: float = 1.0, text_encoder: Optional[TextEncoder] = None,
-                 **kwargs):
+    def __init__(self, preprocessor: Preprocessor, user_tower: UserTower,
+                 item_tower: ItemTower, temperature: float = 0.05,
+                 remove_accidental_hits: bool = True, logq_strength: float = 1.0, **kwargs):
         super().__init__(**kwargs)
         if user_tower.embedding_dim != item_tower.embedding_dim:
             raise ValueError(
                 f"tower sizes differ: user {user_tower.embedding_dim}, item "
                 f"{item_tower.embedding_dim}; a dot product needs equal sizes")
+        self.preprocessor = preprocessor
         self.user_tower = user_tower
         self.item_tower = item_tower
         self.temperature = temperature
         self.remove_accidental_hits = remove_accidental_hits
         self.logq_strength = logq_strength
-        self.text_encoder = text_encoder
         self.task = tfrs.tasks.Retrieval(
             temperature=temperature, remove_accidental_hits=remove_accidental_hits)
         # The softmax over scores must run in float32 under a mixed_float16
@@ -96,47 +91,44 @@ class TwoTowerModel(tfrs.Model):
         # replicas; Keras's default ("sum") would add the replicas' copies.
         self.distribute_reduction_method = "first"
 
-    def _text_embedding(self, features, raw_key, embedding_key, training):
-        # Fine-tuning encodes raw text in the step; otherwise a given
-        # embedding (or none: the tower's stored text) is used.
-        if self.text_encoder is not None and raw_key in features:
-            return self.text_encoder(features[raw_key], training=training)
-        return features.get(embedding_key)
+    def with_preprocessor(self, preprocessor: Preprocessor) -> "TwoTowerModel":
+        """The same towers (shared, not copied) behind another preprocessor,
+        e.g. one holding a profile store's catalogue and users."""
+        return type(self)(preprocessor, self.user_tower, self.item_tower, self.temperature,
+                          self.remove_accidental_hits, self.logq_strength, name=self.name)
 
-    def item_embedding(self, features, training=False):
-        """[B] item features (``item_id``, optional text) → [B, D] unit vectors."""
-        inputs = {schema.ITEM_ID: features[schema.ITEM_ID]}
-        text = self._text_embedding(features, ITEM_TEXT, schema.ITEM_TEXT_EMBEDDING, training)
-        if text is not None:
-            inputs[schema.ITEM_TEXT_EMBEDDING] = text
-        return _unit(self.item_tower(inputs, training=training))
+    # === Embeddings ===
 
-    def user_embedding(self, features, training=False):
-        """[B] user features (id, history, ratings, optional text) → [B, D]."""
-        history = features[schema.HISTORY]  # [B, H] ids, "" = padding
-        # Items that arrived after training are not in the item tower's text
-        # table; their text comes with the request.
-        history_items = history
-        if schema.HISTORY_TEXT_EMBEDDING in features:
-            history_items = {schema.ITEM_ID: history,
-                             schema.ITEM_TEXT_EMBEDDING: features[schema.HISTORY_TEXT_EMBEDDING]}
-        history_embeddings = _unit(self.item_tower(history_items, training=training))  # [B,H,D]
-        inputs = {
-            schema.USER_ID: features[schema.USER_ID],
-            "history_embeddings": history_embeddings,
-            "history_mask": tf.not_equal(history, schema.PADDING_ID),
-            schema.HISTORY_RATING: features[schema.HISTORY_RATING],
-        }
-        text = self._text_embedding(features, USER_TEXT, schema.USER_TEXT_EMBEDDING, training)
-        if text is not None:
-            inputs[schema.USER_TEXT_EMBEDDING] = text
-        return _unit(self.user_tower(inputs, training=training))
+    def item_embedding(self, inputs, training=False):
+        """Raw items (``item_id``, optional ``item_text``) → [B, D] unit vectors."""
+        features = self.preprocessor.item_features(
+            inputs[spec.ITEM_ID], inputs.get(spec.ITEM_TEXT), training)
+        return _unit(self.item_tower(features, training=training))
 
-    def call(self, features, training=False):
-        outputs = {"user_embedding": self.user_embedding(features, training)}
-        if schema.ITEM_ID in features:
-            outputs["item_embedding"] = self.item_embedding(features, training)
+    def user_embedding(self, inputs, training=False):
+        """Raw users (``user_id``, ``history``, optional ``history_rating`` and
+        ``user_text``) → [B, D] unit vectors."""
+        return self.embed_user_features(self.preprocessor.user_features(
+            inputs[spec.USER_ID], inputs[spec.HISTORY], inputs.get(spec.HISTORY_RATING),
+            inputs.get(spec.USER_TEXT), training), training)
+
+    def embed_user_features(self, features, training=False):
+        """[B, D] from :meth:`Preprocessor.user_features` (for callers that also
+        need the resolved history, e.g. to exclude it from recommendations)."""
+        history = _unit(self.item_tower({
+            spec.ITEM_INDEX: features[spec.HISTORY_INDEX],
+            spec.ITEM_TEXT_EMBEDDING: features[spec.HISTORY_TEXT_EMBEDDING]},
+            training=training))  # [B, H, D]
+        return _unit(self.user_tower({**features, spec.HISTORY_EMBEDDINGS: history},
+                                     training=training))
+
+    def call(self, inputs, training=False):
+        outputs = {"user_embedding": self.user_embedding(inputs, training)}
+        if spec.ITEM_ID in inputs:
+            outputs["item_embedding"] = self.item_embedding(inputs, training)
         return outputs
+
+    # === Training ===
 
     @property
     def metrics(self):
@@ -162,7 +154,7 @@ class TwoTowerModel(tfrs.Model):
         if scaling:
             gradients = self.optimizer.get_unscaled_gradients(gradients)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        batch = tf.cast(tf.shape(inputs[schema.ITEM_ID])[0], tf.float32)
+        batch = tf.cast(tf.shape(inputs[spec.ITEM_ID])[0], tf.float32)
         # A replica can get an empty slice of the last batch: 0 / 0 must add 0.
         self.loss_per_example.update_state(tf.math.divide_no_nan(loss, batch),
                                            sample_weight=batch)
@@ -171,11 +163,11 @@ class TwoTowerModel(tfrs.Model):
     def compute_loss(self, features, training=False):
         user = self.user_embedding(features, training)
         item = self.item_embedding(features, training)
-        probability = features.get(schema.ITEM_PROBABILITY)
+        probability = features.get(spec.ITEM_PROBABILITY)
         if probability is not None:
             # TFRS subtracts log(p); p ** s makes that s * log(p).
             probability = tf.pow(probability, self.logq_strength)
-        ids = features[schema.ITEM_ID]
+        ids = features[spec.ITEM_ID]
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             item, ids, probability = _all_replicas_candidates(context, item, ids, probability)
@@ -186,33 +178,33 @@ class TwoTowerModel(tfrs.Model):
             user, item, candidate_sampling_probability=probability,
             candidate_ids=ids, compute_metrics=False)
 
+    # === Config ===
+
     # See ItemTower.get_build_config.
     def get_build_config(self):
         return {"built": True}
 
     def build_from_config(self, config):
-        self({schema.USER_ID: tf.constant([schema.PADDING_ID]),
-              schema.HISTORY: tf.constant([[schema.PADDING_ID]]),
-              schema.HISTORY_RATING: tf.zeros((1, 1)),
-              schema.ITEM_ID: tf.constant([schema.PADDING_ID])})
+        self({spec.USER_ID: tf.constant([spec.PADDING_ID]),
+              spec.HISTORY: tf.constant([[spec.PADDING_ID]]),
+              spec.HISTORY_RATING: tf.zeros((1, 1)),
+              spec.ITEM_ID: tf.constant([spec.PADDING_ID])})
 
     def get_config(self):
         serialize = tf.keras.utils.serialize_keras_object
         return {
+            "preprocessor": serialize(self.preprocessor),
             "user_tower": serialize(self.user_tower),
             "item_tower": serialize(self.item_tower),
             "temperature": self.temperature,
             "remove_accidental_hits": self.remove_accidental_hits,
             "logq_strength": self.logq_strength,
-            "text_encoder": serialize(self.text_encoder) if self.text_encoder else None,
             "name": self.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        deserialize = tf.keras.utils.deserialize_keras_object
-        for key in ("user_tower", "item_tower", "text_encoder"):
-            if config.get(key) is not None:
-                config[key] = deserialize(config[key])
+        for key in ("preprocessor", "user_tower", "item_tower"):
+            config[key] = tf.keras.utils.deserialize_keras_object(config[key])
         return cls(**config)

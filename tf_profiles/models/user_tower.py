@@ -1,15 +1,12 @@
-"""User tower: the profile vector from id, text, and the ordered recent history."""
-from typing import List
-
+"""User tower: the profile vector from ID, text and the ordered recent history."""
 import tensorflow as tf
 
-from tf_profiles.data import schema
-from tf_profiles.models.text_table import fill_text_table, stored_or_given_text
+from tf_profiles.features import spec
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_profiles")
 class UserTower(tf.keras.Model):
-    """Fuses a user's id, text and recent behaviour into one vector.
+    """Fuses a user's ID, text and recent behaviour into one vector.
 
     The history arrives as item-tower outputs, so the profile follows new
     behaviour without retraining: pass a new history, get a new vector.
@@ -19,37 +16,31 @@ class UserTower(tf.keras.Model):
     predicted by the last few, which a mean over history cannot express.
 
     Args:
-      user_ids: the vocabulary (unknown users share an OOV row).
-      text_dim: the text encoder's output size.
+      vocabulary_size: users with an ID embedding (indices 1..N; 0 = unknown,
+        an OOV row shared by every unknown user).
+      text_dim: the text embedding's size.
       embedding_dim: output size; equals the item tower's.
       max_history: longest history read.
       num_layers, num_heads: self-attention blocks over the history.
       dropout: dropout rate in the attention blocks and the fusion.
 
-    Call inputs (dict):
-      user_id [B]; history_embeddings [B, H, D]; history_mask [B, H] bool;
-      history_rating [B, H] (0 = unknown); optional user_text_embedding
-      [B, text_dim], all-zero rows meaning "use the stored text".
+    Call inputs (dict): ``spec.USER_INDEX`` [B] int; ``spec.USER_TEXT_EMBEDDING``
+    [B, text_dim]; ``spec.HISTORY_EMBEDDINGS`` [B, H, D]; ``spec.HISTORY_MASK``
+    [B, H] bool; ``spec.HISTORY_RATING`` [B, H] (0 = unknown).
     """
 
-    def __init__(self, user_ids: List[str], text_dim: int, embedding_dim: int = 64,
+    def __init__(self, vocabulary_size: int, text_dim: int, embedding_dim: int = 64,
                  max_history: int = 50, num_layers: int = 2, num_heads: int = 2,
                  dropout: float = 0.2, **kwargs):
         super().__init__(**kwargs)
-        self.user_ids = [str(u) for u in user_ids]
-        self.text_dim = text_dim
-        self.embedding_dim = embedding_dim
+        self.vocabulary_size = int(vocabulary_size)
+        self.text_dim = int(text_dim)
+        self.embedding_dim = int(embedding_dim)
         self.max_history = max_history
         self.num_layers = num_layers
         self.num_heads = num_heads
         self.dropout = dropout
-        self.lookup = tf.keras.layers.StringLookup(
-            vocabulary=self.user_ids, num_oov_indices=1, mask_token=None)
-        vocab_size = len(self.user_ids) + 1
-        self.id_embedding = tf.keras.layers.Embedding(vocab_size, embedding_dim)
-        self.text_table = self.add_weight(
-            name="text_table", shape=(vocab_size, text_dim),
-            initializer="zeros", trainable=False)
+        self.id_embedding = tf.keras.layers.Embedding(self.vocabulary_size + 1, embedding_dim)
         self.text_projection = tf.keras.layers.Dense(embedding_dim, name="text_projection")
         self.recency_embedding = tf.keras.layers.Embedding(max_history, embedding_dim)
         self.rating_projection = tf.keras.layers.Dense(embedding_dim, name="rating_projection")
@@ -66,10 +57,6 @@ class UserTower(tf.keras.Model):
             tf.keras.layers.Dropout(dropout),
             tf.keras.layers.Dense(2 * embedding_dim, activation="gelu"),
             tf.keras.layers.Dense(embedding_dim)], name="fusion")
-
-    def set_text_embeddings(self, embeddings):
-        """Stores the text embeddings of ``user_ids`` (same order), [N, text_dim]."""
-        fill_text_table(self.text_table, embeddings, "user")
 
     def _encode_history(self, history, mask, rating, training):
         history = tf.cast(history, self.compute_dtype)
@@ -97,12 +84,11 @@ class UserTower(tf.keras.Model):
         return last_state * tf.cast(last >= 0, states.dtype)[:, tf.newaxis]
 
     def call(self, inputs, training=False):
-        index = self.lookup(inputs[schema.USER_ID])
-        text = stored_or_given_text(self.text_table, index, inputs.get(schema.USER_TEXT_EMBEDDING))
         history = self._encode_history(
-            inputs["history_embeddings"], inputs["history_mask"],
-            inputs[schema.HISTORY_RATING], training)
-        fused = tf.concat([history, self.id_embedding(index),
+            inputs[spec.HISTORY_EMBEDDINGS], inputs[spec.HISTORY_MASK],
+            inputs[spec.HISTORY_RATING], training)
+        text = tf.cast(inputs[spec.USER_TEXT_EMBEDDING], self.compute_dtype)
+        fused = tf.concat([history, self.id_embedding(inputs[spec.USER_INDEX]),
                            self.text_projection(text)], axis=-1)
         return history + self.fusion(fused, training=training)
 
@@ -111,13 +97,14 @@ class UserTower(tf.keras.Model):
         return {"built": True}
 
     def build_from_config(self, config):
-        self({schema.USER_ID: tf.constant([schema.PADDING_ID]),
-              "history_embeddings": tf.zeros((1, 1, self.embedding_dim)),
-              "history_mask": tf.zeros((1, 1), tf.bool),
-              schema.HISTORY_RATING: tf.zeros((1, 1))})
+        self({spec.USER_INDEX: tf.zeros([1], tf.int64),
+              spec.USER_TEXT_EMBEDDING: tf.zeros([1, self.text_dim]),
+              spec.HISTORY_EMBEDDINGS: tf.zeros((1, 1, self.embedding_dim)),
+              spec.HISTORY_MASK: tf.zeros((1, 1), tf.bool),
+              spec.HISTORY_RATING: tf.zeros((1, 1))})
 
     def get_config(self):
-        return {"user_ids": list(self.user_ids), "text_dim": self.text_dim,
+        return {"vocabulary_size": self.vocabulary_size, "text_dim": self.text_dim,
                 "embedding_dim": self.embedding_dim, "max_history": self.max_history,
                 "num_layers": self.num_layers, "num_heads": self.num_heads,
                 "dropout": self.dropout, "name": self.name}

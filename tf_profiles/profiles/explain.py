@@ -10,7 +10,8 @@ from typing import List, Tuple
 
 import numpy as np
 
-from tf_profiles.data import schema
+from tf_profiles.data.schema import TAG_SEPARATOR
+from tf_profiles.models.ranking import exclude
 from tf_profiles.profiles.builder import ProfileBuilder
 from tf_profiles.store.store import ProfileStore
 
@@ -70,9 +71,8 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
     items = builder.item_embeddings()
     scores = items @ profile["embedding"][0]
     seen = builder.item_rows(set(events["item_id"]))
-    unseen = np.ones(len(scores), bool)
-    unseen[seen[seen >= 0]] = False
-    rank = 1 + int(np.sum(scores[unseen] > scores[row]))
+    unseen = exclude(scores[np.newaxis].copy(), [seen[seen >= 0]])[0]
+    rank = 1 + int(np.sum(unseen > scores[row]))
 
     history = profile["history"][0]
     present = history != ""
@@ -82,11 +82,11 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
     order = np.argsort(-similarity, kind="stable")[:top]
     titles = builder.items["title"].to_numpy(dtype=object)
     history_rows = builder.item_rows(history_ids)
-    tags = set(str(builder.items["tags"].fillna("")[row]).split(schema.TAG_SEPARATOR))
+    tags = set(str(builder.items["tags"].fillna("")[row]).split(TAG_SEPARATOR))
     shared = [(str(tag), float(weight)) for tag, weight in
               zip(profile["interests"][0], profile["interest_weights"][0]) if tag in tags]
     return Explanation(
-        user_id, item_id, str(titles[row]), float(scores[row]), rank, int(unseen.sum()),
+        user_id, item_id, str(titles[row]), float(scores[row]), rank, int(np.isfinite(unseen).sum()),
         [(str(history_ids[i]), str(titles[history_rows[i]]), float(ratings[i]),
           float(similarity[i])) for i in order],
         shared, str(profile["profile_text"][0]))

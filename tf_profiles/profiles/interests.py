@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data import schema
+from tf_profiles.data.schema import TAG_SEPARATOR
 
 SECONDS_PER_DAY = 86_400
 
@@ -47,7 +47,7 @@ def interest_weights(events: pd.DataFrame, items: pd.DataFrame,
         return pd.DataFrame(columns=["user_id", "tag", "weight", "rank"])
     as_of = int(events["timestamp"].max()) if as_of is None else as_of
     tags = items.set_index("item_id")["tags"].fillna("").astype(str).str.split(
-        schema.TAG_SEPARATOR)
+        TAG_SEPARATOR)
     frame = events[["user_id", "item_id", "timestamp", "rating"]].copy()
     age_days = (as_of - frame["timestamp"]).clip(lower=0) / SECONDS_PER_DAY
     frame["vote"] = rating_signal(frame["rating"]) * np.power(0.5, age_days / half_life_days)

@@ -15,6 +15,8 @@ from typing import List
 import numpy as np
 from tqdm import tqdm
 
+from tf_profiles.features import spec
+from tf_profiles.features.history import pad_left
 from tf_profiles.profiles.builder import TOP_INTERESTS, ProfileBuilder
 from tf_profiles.store.store import ProfileStore
 
@@ -85,28 +87,25 @@ def refresh_profiles(store: ProfileStore, builder: ProfileBuilder, batch_size: i
 
 
 def profile_arrays(store: ProfileStore, builder: ProfileBuilder) -> dict:
-    """Every stored profile as the per-user arrays a servable holds."""
+    """Every stored profile as the per-user arrays a servable holds
+    (the keys of :meth:`ProfileBuilder.build`)."""
     stored = store.profiles()
-    count, width = len(stored), builder.max_history
-    history = np.full((count, width), "", dtype=object)
-    rating = np.zeros((count, width), np.float32)
-    for row, events in enumerate(stored["history"]):
-        if events:
-            history[row, width - len(events):] = [item for item, _ in events]
-            rating[row, width - len(events):] = [value for _, value in events]
-    tags = np.full((count, TOP_INTERESTS), "", dtype=object)
-    weights = np.zeros((count, TOP_INTERESTS), np.float32)
+    histories = stored["history"].tolist()
+    tags = np.full((len(stored), TOP_INTERESTS), "", dtype=object)
+    weights = np.zeros((len(stored), TOP_INTERESTS), np.float32)
     for row, interests in enumerate(stored["interests"]):
         for rank, (tag, weight) in enumerate(interests[:TOP_INTERESTS]):
             tags[row, rank], weights[row, rank] = tag, weight
     dim = builder.model.user_tower.embedding_dim
     return {
-        "user_id": stored["user_id"].to_numpy(dtype=object),
-        "user_text": stored["user_text"].fillna("").to_numpy(dtype=object),
-        "text_embedding": builder.text_embeddings(stored["user_text"].fillna("").tolist()),
-        "history": history, "history_rating": rating,
+        spec.USER_ID: stored["user_id"].to_numpy(dtype=object),
+        spec.USER_TEXT: stored["user_text"].fillna("").to_numpy(dtype=object),
+        spec.HISTORY: pad_left([[item for item, _ in row] for row in histories],
+                               builder.max_history),
+        spec.HISTORY_RATING: pad_left([[value for _, value in row] for row in histories],
+                                      builder.max_history, 0.0, np.float32),
         "interests": tags, "interest_weights": weights,
         "profile_text": stored["description"].to_numpy(dtype=object),
-        "embedding": (np.stack(stored["embedding"].tolist()) if count
+        "embedding": (np.stack(stored["embedding"].tolist()) if len(stored)
                       else np.zeros((0, dim), np.float32)),
     }

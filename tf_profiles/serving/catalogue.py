@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tf_profiles.data import schema
+from tf_profiles.bundle.inference import item_embeddings
 
 
 def progress_path(path) -> Path:
@@ -136,16 +136,14 @@ def stream_item_embeddings(model, item_ids: Sequence[str], text_embeddings: np.n
         :func:`stream_text_embeddings`; only one chunk is read at a time.
     """
     width = model.item_tower.embedding_dim
-    embed = tf.function(model.item_embedding, input_signature=[{
-        schema.ITEM_ID: tf.TensorSpec([None], tf.string),
-        schema.ITEM_TEXT_EMBEDDING: tf.TensorSpec([None, model.item_tower.text_dim],
-                                                  tf.float32)}])
 
     def compute(start, stop):
-        return embed({
-            schema.ITEM_ID: tf.constant([str(i) for i in item_ids[start:stop]]),
-            schema.ITEM_TEXT_EMBEDDING: tf.constant(text_embeddings[start:stop], tf.float32),
-        }).numpy()
+        # Each chunk's items are a catalogue of their own, so the
+        # Preprocessor holds one chunk of text at a time.
+        ids = [str(i) for i in item_ids[start:stop]]
+        chunk = model.with_preprocessor(model.preprocessor.with_state(
+            ids, np.asarray(text_embeddings[start:stop], np.float32)))
+        return item_embeddings(chunk, ids, batch_size=stop - start)
 
     key = _digest("item", *model.item_tower.get_weights(), "\x1f".join(map(str, item_ids)),
                   *(text_embeddings[start:start + chunk_size]

@@ -12,14 +12,14 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
+from tf_profiles.bundle.model_dir import ModelDir
+from tf_profiles.features import spec
+from tf_profiles.features.spec import FeatureSpec
 from tf_profiles.profiles.builder import ProfileBuilder
 from tf_profiles.profiles.refresh import profile_arrays, refresh_profiles
 from tf_profiles.serving import warmup
 from tf_profiles.serving.configs import write_serving_configs
-from tf_profiles.serving.module import (ITEM_EMBEDDING, LOOKUP_PROFILES, SERVING_DEFAULT,
-                                        USER_EMBEDDING, ServingModule)
-from tf_profiles.text.encoder import TextEncoder
-from tf_profiles.training.artifacts import ModelDir
+from tf_profiles.serving.module import ServingModule
 
 METADATA_FILE = "tf_profiles.json"
 
@@ -37,8 +37,7 @@ def _float16_copy(layer):
     tf.keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         copy = type(layer).from_config(layer.get_config())
-        if isinstance(copy, tf.keras.Model):  # the encoder builds in its constructor
-            copy.build_from_config({})
+        copy.build_from_config({})
     finally:
         tf.keras.mixed_precision.set_global_policy(previous)
     copy.set_weights(layer.get_weights())
@@ -47,18 +46,49 @@ def _float16_copy(layer):
 
 def warmup_inputs(profiles: dict, item_ids) -> dict:
     """A small request per signature, from stored users and items."""
-    users = np.asarray(profiles["user_id"][:2], dtype=object).astype(bytes)
-    history = np.asarray(profiles["history"][:2], dtype=object).astype(bytes)
+    users = np.asarray(profiles[spec.USER_ID][:2], dtype=object).astype(bytes)
+    history = np.asarray(profiles[spec.HISTORY][:2], dtype=object).astype(bytes)
     items = np.asarray(list(item_ids[:2]), dtype=object).astype(bytes)
     return {
-        SERVING_DEFAULT: {"user_id": users, "history": history,
-                          "user_text": np.array([b"", b"likes old westerns"][:len(users)])},
-        USER_EMBEDDING: {"user_id": users, "history": history,
-                         "user_text": np.array([b"", b""][:len(users)])},
-        ITEM_EMBEDDING: {"item_id": items,
-                         "item_text": np.array([b"", b"A new film. Genres: Drama."][:len(items)])},
-        LOOKUP_PROFILES: {"user_id": np.append(users, b"unknown-user")},
+        spec.SERVING_DEFAULT: {
+            spec.USER_ID: users, spec.HISTORY: history,
+            spec.USER_TEXT: np.array([b"", b"likes old westerns"][:len(users)])},
+        spec.USER_EMBEDDING: {spec.USER_ID: users, spec.HISTORY: history,
+                              spec.USER_TEXT: np.array([b"", b""][:len(users)])},
+        spec.ITEM_EMBEDDING: {
+            spec.ITEM_ID: items,
+            spec.ITEM_TEXT: np.array([b"", b"A new film. Genres: Drama."][:len(items)])},
+        spec.LOOKUP_PROFILES: {spec.USER_ID: np.append(users, b"unknown-user")},
     }
+
+
+def served_profiles(model_dir: ModelDir, builder: ProfileBuilder, store=None,
+                    log=print) -> dict:
+    """The profiles a new version serves: the store's (refreshed first), or
+    ones built from every event of the training data."""
+    if store is not None:
+        log(refresh_profiles(store, builder).summary())
+        return profile_arrays(store, builder)
+    # The servable holds every known event, not just the training split:
+    # what is served is the freshest state.
+    split, users = model_dir.split(), model_dir.catalogue().users
+    events = pd.concat([split.train, split.valid, split.test], ignore_index=True)
+    return builder.build(events, users["user_id"].tolist(),
+                         users.drop(columns=["text"]).to_dict("records"),
+                         users["text"].tolist())
+
+
+def servable_model(builder: ProfileBuilder, profiles: dict, served_items=None):
+    """The builder's model behind a Preprocessor that stores the served users
+    (text, latest history and ratings) and, with ``served_items``, another catalogue."""
+    item_ids, item_text = (
+        (builder.items["item_id"].tolist(), builder.text_embeddings(builder.items["text"]))
+        if served_items is None else served_items[:2])
+    preprocessor = builder.model.preprocessor.with_state(
+        item_ids, item_text, profiles[spec.USER_ID].tolist(),
+        builder.text_embeddings(profiles[spec.USER_TEXT]), profiles[spec.HISTORY],
+        profiles[spec.HISTORY_RATING])
+    return builder.model.with_preprocessor(preprocessor)
 
 
 def export_model(model_dir, export_base, version: Optional[int] = None, k: int = 100,
@@ -97,72 +127,48 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
     if version < 1 or target.exists():
         raise ValueError(f"{target}: version {version} exists already or is not ≥ 1; "
                          "versions are never overwritten")
-    config = model_dir.config()
-    model = model_dir.load_model()
-    builder = ProfileBuilder.from_model_dir(model_dir.path, store, model, half_life_days,
-                                            cache_dir)
-    # The servable holds every known event, not just the training split:
-    # what is served is the freshest state.
-    if store is None:
-        split, catalogue = model_dir.split(), model_dir.catalogue()
-        events = pd.concat([split.train, split.valid, split.test], ignore_index=True)
-        users = catalogue.users
-        profiles = builder.build(events, users["user_id"].tolist(),
-                                 users.drop(columns=["text"]).to_dict("records"),
-                                 users["text"].tolist())
-    else:
-        log(refresh_profiles(store, builder).summary())
-        profiles = profile_arrays(store, builder)
-    encoder = model.text_encoder or TextEncoder.from_checkpoint(
-        config.encoder, max_length=config.text_max_length)
+    builder = ProfileBuilder.from_model_dir(model_dir.path, store,
+                                            half_life_days=half_life_days, cache_dir=cache_dir)
+    profiles = served_profiles(model_dir, builder, store, log)
+    model = servable_model(builder, profiles, served_items)
     if float16:
-        model, encoder = _float16_copy(model), _float16_copy(encoder)
-    item_ids, item_text, item_embeddings = (
-        (builder.items["item_id"].tolist(), builder.item_text_embeddings, None)
-        if served_items is None else served_items)
-    # A request's history gets the stored rating of each (user, item) it
-    # names; the stored histories are the events a request repeats. An item
-    # seen twice keeps its latest rating.
-    present = profiles["history"] != ""
-    rated = pd.DataFrame({
-        "user_id": np.repeat(profiles["user_id"], present.sum(axis=1)),
-        "item_id": profiles["history"][present],
-        "rating": profiles["history_rating"][present]}).drop_duplicates(
-            ["user_id", "item_id"], keep="last")
-    rated = (rated["user_id"].tolist(), rated["item_id"].tolist(),
-             rated["rating"].to_numpy(np.float32))
-    module = ServingModule(model, encoder, item_ids, item_text, profiles, rated, k,
-                           item_embeddings)
-
-    export_base.mkdir(parents=True, exist_ok=True)
-    # Written beside the final folder, then renamed: a server polling
-    # export_base sees the whole version or none of it (non-integer folder
-    # names are ignored by TF Serving).
-    staging = export_base / f".staging-{version}-{uuid.uuid4().hex[:8]}"
+        model = _float16_copy(model)
+    module = ServingModule(model, profiles, k,
+                           served_items[2] if served_items is not None else None)
     started = time.perf_counter()
+    write_version(module, target, warmup_inputs(profiles, model.preprocessor.item_text.ids), {
+        "version": version, "model_dir": str(model_dir.path.resolve()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "k": module.k, "embedding_dim": module.embedding_dim,
+        "max_history": module.max_history, "text_max_length": model_dir.config().text_max_length,
+        "encoder": model_dir.config().encoder, "float16": float16,
+        "items": module.num_items, "users": len(profiles[spec.USER_ID]),
+        "profiles_fingerprint": hashlib.sha256(profiles["embedding"].tobytes()).hexdigest()[:16],
+        "model_key": builder.model_key, "signatures": list(module.signatures()),
+        "features": FeatureSpec(module.max_history, model.preprocessor.text_dim,
+                                module.embedding_dim).to_dict(),
+    })
+    write_serving_configs(export_base / "serving", export_base.name,
+                          max_batch_size=max_batch_size)
+    log(f"exported version {version} to {target} in {time.perf_counter() - started:.1f} s")
+    return target
+
+
+def write_version(module: ServingModule, target: Path, warmup_requests: dict, metadata: dict):
+    """Saves ``module`` with its warm-up requests and metadata as ``target``, atomically.
+
+    Written beside the final folder, then renamed: a server polling the base
+    path sees the whole version or none of it (TF Serving ignores folder
+    names that are not integers).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".staging-{target.name}-{uuid.uuid4().hex[:8]}"
     try:
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         extra = staging / "assets.extra"
-        warmup.write_warmup(extra / warmup.WARMUP_FILE, export_base.name,
-                            warmup_inputs(profiles, item_ids))
-        fingerprint = hashlib.sha256(profiles["embedding"].tobytes()).hexdigest()[:16]
-        (extra / METADATA_FILE).write_text(json.dumps({
-            "version": version, "model_dir": str(model_dir.path.resolve()),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "k": module.k, "embedding_dim": module.embedding_dim,
-            "max_history": module.max_history, "text_max_length": config.text_max_length,
-            "encoder": config.encoder, "float16": float16,
-            "items": len(item_ids), "users": len(profiles["user_id"]),
-            "profiles_fingerprint": fingerprint, "model_key": builder.model_key,
-            "signatures": list(module.signatures()),
-        }, indent=2))
+        warmup.write_warmup(extra / warmup.WARMUP_FILE, target.parent.name, warmup_requests)
+        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
         os.rename(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    write_serving_configs(export_base / "serving", export_base.name,
-                          max_batch_size=max_batch_size)
-    if store is not None:
-        store.record_export(version, target, model_dir.path.resolve())
-    log(f"exported version {version} to {target} in {time.perf_counter() - started:.1f} s")
-    return target

@@ -10,8 +10,9 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from tf_profiles.features.spec import USER_EMBEDDING
+from tf_profiles.models.ranking import top_k
 from tf_profiles.serving.client import ServingClient
-from tf_profiles.serving.module import USER_EMBEDDING
 from tf_profiles.serving.shards import QUERY, TOP_K
 
 
@@ -99,12 +100,11 @@ class ShardedClient:
         seen = np.array([[item in row_excluded for item in row]
                          for row, row_excluded in zip(ids, excluded)], dtype=bool)
         self._check_enough(user_ids, answers, seen)
-        scores = np.where(seen, -np.inf, scores)
-        # Stable, so equal scores keep shard order: deterministic answers.
-        top = np.argsort(-scores, axis=1, kind="stable")[:, :self.k]
+        # Equal scores keep shard order: deterministic answers.
+        top, best = top_k(np.where(seen, -np.inf, scores), self.k)
         k = top.shape[1]
         return pd.DataFrame({
             "user_id": np.repeat([str(u) for u in user_ids], k),
             "rank": np.tile(np.arange(1, k + 1), len(user_ids)),
             "item_id": [i.decode() for i in np.take_along_axis(ids, top, axis=1).ravel()],
-            "score": np.take_along_axis(scores, top, axis=1).ravel()})
+            "score": best.ravel()})

@@ -15,11 +15,7 @@ Layout, beside the main servable's base path::
     <export_base>/<name>-shard-<i>/<version>/     one TF Serving model per shard
     <export_base>/<name>-shards.models.config     lists them (and the main model)
 """
-import json
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -27,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tf_profiles.serving import warmup
-from tf_profiles.serving.export import METADATA_FILE, next_version
+from tf_profiles.serving.export import next_version, write_version
 
 # === Contract ===
 TOP_K = "top_k"
@@ -94,23 +89,6 @@ def shard_bounds(num_items: int, num_shards: int) -> List[tuple]:
     return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
 
-def _save_shard(module: ShardModule, target: Path, metadata: dict):
-    # Written beside the final folder, then renamed (as export_model does):
-    # a server polling the base path sees the whole version or none of it.
-    staging = target.parent / f".staging-{target.name}-{uuid.uuid4().hex[:8]}"
-    try:
-        tf.saved_model.save(module, str(staging), signatures=module.signatures())
-        extra = staging / "assets.extra"
-        query = np.zeros((1, module.embedding_dim), np.float32)
-        warmup.write_warmup(extra / warmup.WARMUP_FILE, metadata["model_name"],
-                            {TOP_K: {QUERY: query}})
-        (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-        os.rename(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-
-
 def write_shards_config(path: Path, names: Sequence[str], models_root: str = "/models") -> Path:
     """A TF Serving models.config serving each of ``names`` from ``<models_root>/<name>``."""
     entries = "".join(_CONFIG_ENTRY.format(name=name, base_path=f"{models_root}/{name}")
@@ -165,8 +143,8 @@ def export_shards(item_ids: Sequence[str], item_embeddings, export_base, name: s
         started = time.perf_counter()
         module = ShardModule(item_ids[start:stop], item_embeddings[start:stop], k)
         target = export_base / model_name / str(version)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        _save_shard(module, target, {
+        query = np.zeros((1, module.embedding_dim), np.float32)
+        write_version(module, target, {TOP_K: {QUERY: query}}, {
             "model_name": model_name, "version": int(version), "shard": shard,
             "num_shards": num_shards, "rows": [start, stop], "items": module.num_items,
             "k": module.k, "embedding_dim": module.embedding_dim,

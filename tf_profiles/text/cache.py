@@ -1,11 +1,10 @@
 """Frozen-encoder text embeddings, computed once per (encoder, text) and cached.
 
-The cache is keyed by the checkpoint's identity and each text's hash, so a
+The cache is keyed by the encoder's weights and each text's hash, so a
 second training run, an evaluation or a profile refresh encodes only texts
 it has not seen before.
 """
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Optional, Sequence
@@ -14,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from tf_profiles.text.encoder import TextEncoder, default_checkpoint
+from tf_profiles.text.encoder import TextEncoder
 
 
 def default_cache_dir() -> Path:
@@ -22,44 +21,45 @@ def default_cache_dir() -> Path:
                                Path.home() / ".cache" / "tf_profiles"))
 
 
-def _checkpoint_key(checkpoint: Path, max_length: int) -> str:
-    weights = sorted(p for p in checkpoint.iterdir()
-                     if p.name in ("model.safetensors", "tf_model.h5"))
-    identity = [str(checkpoint.resolve()), str(max_length)]
-    identity += [f"{p.name}:{p.stat().st_size}:{int(p.stat().st_mtime)}" for p in weights]
-    return hashlib.sha256("|".join(identity).encode()).hexdigest()[:16]
+def encoder_key(encoder: TextEncoder) -> str:
+    """Identifies what an encoder computes: its weights and its token limit.
+
+    A fine-tuned encoder gets another key than its checkpoint, so the cache
+    never hands it the frozen checkpoint's vectors.
+    """
+    digest = hashlib.sha256(f"{encoder.max_length}|{encoder.normalize}".encode())
+    for weight in encoder.weights:
+        digest.update(np.ascontiguousarray(weight.numpy()))
+    return digest.hexdigest()[:16]
 
 
 def _text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def embed_texts(texts: Sequence[str], checkpoint: Optional[Path] = None,
-                cache_dir: Optional[Path] = None, max_length: int = 64,
-                batch_size: int = 64, encoder: Optional[TextEncoder] = None) -> np.ndarray:
-    """Embeds ``texts`` with a frozen BERT, reusing cached vectors.
+def embed_texts(texts: Sequence[str], encoder: TextEncoder, cache_dir: Optional[Path] = None,
+                batch_size: int = 64) -> np.ndarray:
+    """Embeds ``texts`` with ``encoder``, reusing cached vectors.
 
     Args:
       texts: any strings; duplicates are encoded once. "" embeds as zeros
-        (the towers read an all-zero text embedding as "no text").
-      checkpoint: BERT folder; defaults to the bundled all-MiniLM-L6-v2.
+        ("no text").
+      encoder: the model's :class:`TextEncoder` (the cache is keyed by its
+        weights, see :func:`encoder_key`).
       cache_dir: where vectors are kept; defaults to $TF_PROFILES_CACHE or
         ~/.cache/tf_profiles.
-      encoder: an already loaded encoder for ``checkpoint`` (skips loading).
 
     Returns:
       [len(texts), hidden] float32.
     """
-    checkpoint = Path(checkpoint) if checkpoint else default_checkpoint()
     cache_file = (Path(cache_dir) if cache_dir else default_cache_dir()) / (
-        f"text_embeddings_{_checkpoint_key(checkpoint, max_length)}.npz")
+        f"text_embeddings_{encoder_key(encoder)}.npz")
     cached = {}
     if cache_file.is_file():
         with np.load(cache_file) as stored:
             cached = dict(zip(stored["keys"].tolist(), stored["vectors"]))
     unique = sorted({t for t in texts if t and _text_key(t) not in cached}, key=len)
     if unique:
-        encoder = encoder or TextEncoder.from_checkpoint(checkpoint, max_length=max_length)
         encode = tf.function(encoder.call, input_signature=[
             tf.TensorSpec([None], tf.string)], reduce_retracing=True)
         # Sorted by length so each batch pads to a similar length.
@@ -75,7 +75,6 @@ def embed_texts(texts: Sequence[str], checkpoint: Optional[Path] = None,
         temporary = cache_file.with_suffix(f".{os.getpid()}.tmp.npz")
         np.savez(temporary, keys=np.array(keys), vectors=np.stack([cached[k] for k in keys]))
         temporary.replace(cache_file)  # atomic: a killed run leaves the old cache intact
-    width = json.loads((checkpoint / "config.json").read_text())["hidden_size"]
-    empty = np.zeros(width, np.float32)
+    empty = np.zeros(encoder.output_dim, np.float32)
     return np.stack([cached[_text_key(t)] if t else empty for t in texts] or [empty])[
         :len(texts)].astype(np.float32)

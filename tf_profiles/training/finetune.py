@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tf_profiles.data import schema
-from tf_profiles.data.examples import training_examples
+from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.data.splits import sort_events
 from tf_profiles.evaluation.protocol import eval_rows
 from tf_profiles.evaluation.scoring import held_out_metrics
-from tf_profiles.training.artifacts import ModelDir
-from tf_profiles.training.trainer import _input_pipeline
+from tf_profiles.features import spec
+from tf_profiles.features.examples import training_examples
+from tf_profiles.training.trainer import input_pipeline
 
 _KEY = ["user_id", "item_id", "timestamp"]
 
@@ -76,7 +76,7 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
     target = ModelDir(Path(output_dir))
     if target.path.exists():
         raise ValueError(f"{target.path} exists already; fine-tuning writes a new model folder")
-    config, split, catalogue = source.config(), source.split(), source.catalogue()
+    config, split = source.config(), source.split()
     fresh = new_events(source, events)
     if fresh.empty:
         raise ValueError(f"no events newer than {source.path}'s training data to fine-tune on")
@@ -88,15 +88,14 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
                 training_examples(log_events, config.max_history).items()}
 
     rows = eval_rows(split, "test", config.max_history)
-    candidate_text = catalogue.item_text(rows.candidates)
     model = source.load_model()
-    before = held_out_metrics(model, rows, candidate_text)["NDCG@10"]
+    before = held_out_metrics(model, rows)["NDCG@10"]
     started = time.perf_counter()
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
-    model.fit(_input_pipeline(examples, config.batch_size, config.seed), epochs=epochs,
+    model.fit(input_pipeline(examples, config.batch_size, config.seed), epochs=epochs,
               verbose=2)
     seconds = time.perf_counter() - started
-    after = held_out_metrics(model, rows, candidate_text)["NDCG@10"]
+    after = held_out_metrics(model, rows)["NDCG@10"]
 
     # Written beside, then renamed: a half-written folder is never a model.
     staging = target.path.with_name(f".{target.path.name}.partial")
@@ -115,9 +114,9 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
         "train_seconds": report.seconds, "held_out_ndcg@10_before": report.ndcg_before,
         "held_out_ndcg@10_after": report.ndcg_after, "max_ndcg_drop": max_ndcg_drop,
         "accepted": report.accepted,
-        "items_in_vocabulary": len(model.item_tower.item_ids),
-        "new_items_seen": int(np.sum(~pd.Series(examples[schema.ITEM_ID]).isin(
-            model.item_tower.item_ids))),
+        "items_in_vocabulary": len(model.preprocessor.item_vocabulary),
+        "new_items_seen": int(np.sum(~pd.Series(examples[spec.ITEM_ID]).isin(
+            model.preprocessor.item_vocabulary))),
     }, indent=2))
     staging.rename(target.path)
     log(report.summary())

@@ -1,10 +1,11 @@
-"""The layout of a trained-model folder, written by ``train``, read by everything else.
+"""The trained-model bundle: a folder written by ``train``, read by everything else.
 
     DIR/config.json            TrainConfig used
-    DIR/model.keras            the Keras model (tf.keras.models.load_model)
+    DIR/model.keras            the Keras model with its Preprocessor and encoder
+                               (tf.keras.models.load_model)
     DIR/split/                 train/valid/test events and candidates
     DIR/catalogue/             items and users with rendered text and their
-                               frozen-encoder embeddings
+                               embeddings by the model's encoder
     DIR/checkpoints/, logs/    per-epoch weights, TensorBoard
     DIR/backup/                the training state while training runs (resume
                                after a restart; emptied when training ends)
@@ -19,8 +20,12 @@ from typing import Dict
 import numpy as np
 import pandas as pd
 
+from tf_profiles.bundle.config import TrainConfig
+from tf_profiles.data.loaders import Dataset
 from tf_profiles.data.splits import Split
-from tf_profiles.training.config import TrainConfig
+from tf_profiles.text.cache import embed_texts
+from tf_profiles.text.encoder import TextEncoder
+from tf_profiles.text.render import render_item_text, render_user_text
 
 
 @dataclasses.dataclass
@@ -45,24 +50,37 @@ class Catalogue:
                    np.load(directory / "item_text_embeddings.npy"),
                    np.load(directory / "user_text_embeddings.npy"))
 
-    def item_text(self, item_ids) -> np.ndarray:
-        """Text embeddings of ``item_ids`` (zeros for an id not in the catalogue)."""
-        return _rows(self.items["item_id"], self.item_text_embeddings, item_ids)
-
-    def user_text(self, user_ids) -> np.ndarray:
-        return _rows(self.users["user_id"], self.user_text_embeddings, user_ids)
-
     def item_text_by_id(self) -> Dict[str, np.ndarray]:
         return dict(zip(self.items["item_id"], self.item_text_embeddings))
 
+    def texts(self) -> Dict[str, np.ndarray]:
+        """Text → embedding, for every item and user text already embedded."""
+        known = dict(zip(self.items["text"], self.item_text_embeddings))
+        known.update(zip(self.users["text"], self.user_text_embeddings))
+        return known
 
-def _rows(ids: pd.Series, table: np.ndarray, wanted) -> np.ndarray:
-    position = pd.Series(np.arange(len(ids)), index=ids.to_numpy())
-    index = position.reindex(list(wanted)).to_numpy()
-    known = ~np.isnan(index)
-    out = np.zeros((len(index), table.shape[1]), np.float32)
-    out[known] = table[index[known].astype(np.int64)]
-    return out
+
+def build_catalogue(dataset: Dataset, encoder: TextEncoder, cache_dir=None) -> Catalogue:
+    """Renders every item's and user's text and embeds it with ``encoder``."""
+    items = dataset.items.reset_index(drop=True)
+    items = items.assign(text=[render_item_text(row) for row in items.to_dict("records")])
+    known_users = sorted(set(dataset.interactions["user_id"]))
+    if dataset.users is not None:
+        users = dataset.users.reset_index(drop=True)
+        extra = sorted(set(known_users) - set(users["user_id"]))
+        users = pd.concat([users, pd.DataFrame({"user_id": extra})], ignore_index=True)
+    else:
+        users = pd.DataFrame({"user_id": known_users})
+    users = users.fillna("").astype(str)
+    users = users.assign(text=[render_user_text(row) for row in users.to_dict("records")])
+    return Catalogue(items, users, *embed_catalogue_texts(items, users, encoder, cache_dir))
+
+
+def embed_catalogue_texts(items: pd.DataFrame, users: pd.DataFrame, encoder: TextEncoder,
+                          cache_dir=None):
+    """([items, E], [users, E]) embeddings of the ``text`` columns by ``encoder``."""
+    vectors = embed_texts(items["text"].tolist() + users["text"].tolist(), encoder, cache_dir)
+    return vectors[:len(items)], vectors[len(items):]
 
 
 @dataclasses.dataclass

@@ -8,8 +8,8 @@ from typing import Dict
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data import schema
 from tf_profiles.data.splits import sort_events
+from tf_profiles.features import spec
 
 
 def _gather_histories(items, ratings, ends, lengths, max_history):
@@ -19,7 +19,7 @@ def _gather_histories(items, ratings, ends, lengths, max_history):
     index = ends[:, None] - offsets[None, :]  # [N, H]
     valid = offsets[None, :] <= np.minimum(lengths, max_history)[:, None]
     index = np.where(valid, index, 0)
-    history = np.where(valid, items[index], schema.PADDING_ID).astype(object)
+    history = np.where(valid, items[index], spec.PADDING_ID).astype(object)
     history_rating = np.where(valid, ratings[index], 0.0).astype(np.float32)
     return history, history_rating
 
@@ -45,11 +45,11 @@ def training_examples(events: pd.DataFrame, max_history: int) -> Dict[str, np.nd
         items, ratings, np.arange(len(events)), position, max_history)
     frequency = events["item_id"].map(events["item_id"].value_counts(normalize=True))
     return {
-        schema.USER_ID: events["user_id"].to_numpy(dtype=object),
-        schema.HISTORY: history,
-        schema.HISTORY_RATING: history_rating,
-        schema.ITEM_ID: items,
-        schema.ITEM_PROBABILITY: frequency.to_numpy(dtype=np.float32),
+        spec.USER_ID: events["user_id"].to_numpy(dtype=object),
+        spec.HISTORY: history,
+        spec.HISTORY_RATING: history_rating,
+        spec.ITEM_ID: items,
+        spec.ITEM_PROBABILITY: frequency.to_numpy(dtype=np.float32),
     }
 
 
@@ -68,5 +68,5 @@ def latest_histories(events: pd.DataFrame, users, max_history: int) -> Dict[str,
     ends = np.array([grouped[u][-1] + 1 if u in grouped else 0 for u in users])
     lengths = np.array([len(grouped[u]) if u in grouped else 0 for u in users])
     history, history_rating = _gather_histories(items, ratings, ends, lengths, max_history)
-    return {schema.USER_ID: users, schema.HISTORY: history,
-            schema.HISTORY_RATING: history_rating}
+    return {spec.USER_ID: users, spec.HISTORY: history,
+            spec.HISTORY_RATING: history_rating}

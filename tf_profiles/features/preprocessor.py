@@ -1,0 +1,238 @@
+"""Preprocessor: raw ids and strings → the dense features the towers read.
+
+Training, evaluation, profile building, explanations and the servable all
+turn raw inputs into features here, so a profile stored in the profile
+store and one computed online for the same state are the same computation.
+"""
+from typing import Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from tf_profiles.features import spec
+from tf_profiles.features.history import compact_history
+from tf_profiles.features.text_table import TextTable, id_rows
+from tf_profiles.text.encoder import TextEncoder
+
+
+@tf.keras.utils.register_keras_serializable(package="tf_profiles")
+class Preprocessor(tf.keras.layers.Layer):
+    """Owns everything between raw inputs and the towers.
+
+    It holds the ID vocabularies (which ids own an ID embedding), the text
+    tables (the stored text embedding of every catalogue item and user), the
+    one text encoder (frozen or fine-tuned: request and example text goes
+    through it), the users' stored latest histories and ratings, and the
+    rules that combine them: history compaction, the stored history when a
+    request sends none, the stored rating of each history item, the stored
+    text when a request sends "".
+
+    Args:
+      item_vocabulary, user_vocabulary: ids with an ID embedding; index i + 1
+        in the towers (0: none).
+      text_dim: the encoder's output size.
+      max_history: history events the user tower reads.
+      encoder: the :class:`TextEncoder` for text that comes with examples or
+        requests; None: text comes only from the tables.
+      item_catalogue: items whose text is stored (default: the vocabulary).
+      user_catalogue: users whose text, history and ratings are stored
+        (default: the vocabulary).
+
+    Call inputs: a dict of raw features (``spec.USER_ID``, ``spec.HISTORY``,
+    optional ``spec.HISTORY_RATING`` and ``spec.USER_TEXT``; and/or
+    ``spec.ITEM_ID`` and optional ``spec.ITEM_TEXT``); returns the union of
+    :meth:`user_features` and :meth:`item_features`.
+    """
+
+    def __init__(self, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
+                 text_dim: int, max_history: int, encoder: Optional[TextEncoder] = None,
+                 item_catalogue: Optional[Sequence[str]] = None,
+                 user_catalogue: Optional[Sequence[str]] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.item_vocabulary = [str(i) for i in item_vocabulary]
+        self.user_vocabulary = [str(u) for u in user_vocabulary]
+        self.text_dim = int(text_dim)
+        self.max_history = int(max_history)
+        self.encoder = encoder
+        self.item_catalogue = None if item_catalogue is None else [str(i) for i in item_catalogue]
+        self.user_catalogue = None if user_catalogue is None else [str(u) for u in user_catalogue]
+        self.item_text = TextTable(self.item_catalogue if item_catalogue is not None
+                                   else self.item_vocabulary, self.text_dim, name="item_text")
+        self.user_text = TextTable(self.user_catalogue if user_catalogue is not None
+                                   else self.user_vocabulary, self.text_dim, name="user_text")
+        self.item_index = id_rows(self.item_vocabulary)
+        self.user_index = id_rows(self.user_vocabulary)
+        # Catalogue row → id, for a stored history (kept as rows).
+        self._item_ids = np.array([spec.PADDING_ID] + self.item_text.ids, dtype=object)
+        users = len(self.user_text.ids) + 1
+        # Each stored user's latest events as item-catalogue rows (0: padding).
+        self.stored_history = self.add_weight(
+            name="stored_history", shape=(users, self.max_history), dtype="int64",
+            initializer="zeros", trainable=False)
+        self.stored_rating = self.add_weight(
+            name="stored_rating", shape=(users, self.max_history), initializer="zeros",
+            trainable=False)
+        self.built = True
+
+    # === State ===
+
+    def set_item_text(self, vectors):
+        """Text embeddings of the item catalogue, [len(catalogue), text_dim]."""
+        self.item_text.set_vectors(vectors)
+
+    def set_users(self, text, history=None, history_rating=None):
+        """Stored state of the user catalogue, row i for its user i.
+
+        Args:
+          text: [U, text_dim] text embeddings.
+          history, history_rating: [U, max_history] latest item ids (oldest
+            first, padding first) and their ratings; items outside the item
+            catalogue are dropped from the stored history.
+        """
+        self.user_text.set_vectors(text)
+        if history is None:
+            return
+        history = np.asarray(history, dtype=object)
+        expected = (len(self.user_text.ids), self.max_history)
+        if history.shape != expected or np.shape(history_rating) != expected:
+            raise ValueError(f"stored histories have shape {history.shape} and ratings "
+                             f"{np.shape(history_rating)}, expected {expected} "
+                             "(users × max_history)")
+        rows = self.item_text.rows(history.astype(str)).numpy()
+        rating = np.where(rows > 0, np.asarray(history_rating, np.float32), 0.0)
+        self.stored_history.assign(np.concatenate([np.zeros((1, self.max_history), np.int64),
+                                                   rows]))
+        self.stored_rating.assign(np.concatenate(
+            [np.zeros((1, self.max_history), np.float32), rating]).astype(np.float32))
+
+    def with_state(self, item_catalogue: Sequence[str], item_text,
+                   user_catalogue: Sequence[str] = (), user_text=None, history=None,
+                   history_rating=None) -> "Preprocessor":
+        """The same vocabularies and encoder over another catalogue and stored users
+        (e.g. the items and profiles of a profile store, for serving)."""
+        other = type(self)(self.item_vocabulary, self.user_vocabulary, self.text_dim,
+                           self.max_history, self.encoder, list(item_catalogue),
+                           list(user_catalogue), name=self.name)
+        other.set_item_text(item_text)
+        if len(other.user_text.ids):
+            other.set_users(user_text, history, history_rating)
+        return other
+
+    # === Features ===
+
+    def user_rows(self, user_id) -> tf.Tensor:
+        """The 1-based row of each user in the user catalogue (0: not stored)."""
+        return self.user_text.rows(user_id)
+
+    def _text(self, texts, stored, training=None):
+        # "" keeps the stored text; other strings go through the encoder,
+        # each distinct string once (a batch of users often shares texts).
+        if texts is None:
+            return stored
+        if self.encoder is None:
+            raise ValueError("raw text was given but this Preprocessor has no encoder")
+        texts = tf.convert_to_tensor(texts, tf.string)
+        present = tf.not_equal(texts, "")
+        unique, index = tf.unique(tf.boolean_mask(texts, present))
+        # BERT cannot run on an empty batch, and most requests carry no text.
+        encoded = tf.cond(
+            tf.size(unique) > 0,
+            lambda: tf.cast(self.encoder(unique, training=training), tf.float32),
+            lambda: tf.zeros([0, self.text_dim], tf.float32))
+        shape = tf.stack([tf.shape(texts, out_type=tf.int64)[0], self.text_dim])
+        given = tf.scatter_nd(tf.where(present), tf.gather(encoded, index), shape)
+        return tf.where(present[:, tf.newaxis], given, stored)
+
+    def item_features(self, item_id, item_text=None, training=None) -> dict:
+        """Items (ids of any shape; ``item_text`` only for [B] ids) → ``spec.ITEM_INDEX``
+        and ``spec.ITEM_TEXT_EMBEDDING``."""
+        rows = self.item_text.rows(item_id)
+        return {spec.ITEM_INDEX: self.item_index.lookup(tf.convert_to_tensor(item_id, tf.string)),
+                spec.ITEM_TEXT_EMBEDDING: self._text(
+                    item_text, tf.gather(self.item_text.vectors, rows), training)}
+
+    def _stored_rating_of(self, request_rows, stored_rows, stored_rating):
+        # The rating of each request item in the user's stored history (its
+        # latest occurrence there), 0 for items it does not hold.
+        match = tf.logical_and(
+            tf.equal(request_rows[:, :, tf.newaxis], stored_rows[:, tf.newaxis, :]),
+            (request_rows > 0)[:, :, tf.newaxis])  # [B, H, H]
+        positions = tf.range(tf.shape(stored_rows, out_type=tf.int64)[1])
+        last = tf.reduce_max(tf.where(match, positions, -1), axis=2)  # [B, H]
+        rating = tf.gather(stored_rating, tf.maximum(last, 0), batch_dims=1)
+        return rating * tf.cast(last >= 0, rating.dtype)
+
+    def user_features(self, user_id, history, history_rating=None, user_text=None,
+                      training=None) -> dict:
+        """Users → the user tower's features and the resolved history.
+
+        Args:
+          user_id: [B]; history: [B, W] item ids, oldest first, padding
+            anywhere (W may differ from max_history).
+          history_rating: [B, W] ratings; None: each item's stored rating.
+          user_text: [B] strings; None or "": the stored text.
+
+        Returns:
+          ``spec.USER_INDEX``, ``spec.USER_TEXT_EMBEDDING``, ``spec.HISTORY``
+          (the ids read, [B, max_history]: the request's, or the stored
+          history for a stored user whose request history is empty),
+          ``spec.HISTORY_INDEX``, ``spec.HISTORY_TEXT_EMBEDDING``,
+          ``spec.HISTORY_MASK``, ``spec.HISTORY_RATING``.
+        """
+        user_id = tf.convert_to_tensor(user_id, tf.string)
+        history = tf.convert_to_tensor(history, tf.string)
+        rows = self.user_rows(user_id)
+        stored_rows = tf.gather(self.stored_history, rows)  # [B, H]
+        stored_rating = tf.gather(self.stored_rating, rows)
+        if history_rating is None:
+            (history,) = compact_history(history, self.max_history)
+            request_rows = self.item_text.rows(history)
+            history_rating = self._stored_rating_of(request_rows, stored_rows, stored_rating)
+        else:
+            history, history_rating = compact_history(
+                history, self.max_history, tf.cast(history_rating, tf.float32))
+            request_rows = self.item_text.rows(history)
+        empty = tf.reduce_all(tf.equal(history, spec.PADDING_ID), axis=1) & (rows > 0)
+        fallback = empty[:, tf.newaxis]
+        item_rows = tf.where(fallback, stored_rows, request_rows)
+        history = tf.where(fallback, tf.gather(self._item_ids, stored_rows), history)
+        return {
+            spec.USER_INDEX: self.user_index.lookup(user_id),
+            spec.USER_TEXT_EMBEDDING: self._text(user_text, self.user_text(user_id), training),
+            spec.HISTORY: history,
+            spec.HISTORY_INDEX: self.item_index.lookup(history),
+            spec.HISTORY_TEXT_EMBEDDING: tf.gather(self.item_text.vectors, item_rows),
+            spec.HISTORY_MASK: tf.not_equal(history, spec.PADDING_ID),
+            spec.HISTORY_RATING: tf.where(fallback, stored_rating, history_rating),
+        }
+
+    def call(self, inputs, training=None):
+        features = {}
+        if spec.USER_ID in inputs:
+            features.update(self.user_features(
+                inputs[spec.USER_ID], inputs[spec.HISTORY], inputs.get(spec.HISTORY_RATING),
+                inputs.get(spec.USER_TEXT), training))
+        if spec.ITEM_ID in inputs:
+            features.update(self.item_features(inputs[spec.ITEM_ID], inputs.get(spec.ITEM_TEXT),
+                                               training))
+        return features
+
+    # === Config ===
+
+    def get_config(self):
+        return {
+            "item_vocabulary": list(self.item_vocabulary),
+            "user_vocabulary": list(self.user_vocabulary),
+            "text_dim": self.text_dim, "max_history": self.max_history,
+            "encoder": (tf.keras.utils.serialize_keras_object(self.encoder)
+                        if self.encoder is not None else None),
+            "item_catalogue": self.item_catalogue, "user_catalogue": self.user_catalogue,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("encoder") is not None:
+            config["encoder"] = tf.keras.utils.deserialize_keras_object(config["encoder"])
+        return cls(**config)
