@@ -2,7 +2,8 @@
 
 The load test (tests/serving/test_server_load.py) and the load benchmark
 (benchmarks/serving_load.py) drive a server through the same requests from
-here, so the published figures come from what the tests check.
+here, so the published figures come from what the tests check. A test and
+benchmark driver, not library code: it lives beside the benchmarks.
 """
 import os
 import random
@@ -13,21 +14,15 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from tf_profiles.serving.module import (ITEM_EMBEDDING, LOOKUP_PROFILES, SERVING_DEFAULT,
-                                        USER_EMBEDDING)
-from tf_profiles.serving.warmup import predict_request
+from tf_profiles.features.history import pad_left
+from tf_profiles.features.spec import (HISTORY, ITEM_EMBEDDING, ITEM_ID, ITEM_TEXT,
+                                       LOOKUP_PROFILES, PADDING_ID, SERVING_DEFAULT,
+                                       SIGNATURE_OUTPUTS, USER_EMBEDDING, USER_ID, USER_TEXT)
+from tf_profiles.serving.tensors import GRPC_OPTIONS, decode_outputs, predict_request
 
 KINDS = (LOOKUP_PROFILES, SERVING_DEFAULT, USER_EMBEDDING, ITEM_EMBEDDING)
-OUTPUTS = {LOOKUP_PROFILES: {"found", "embedding", "profile_text", "interests",
-                             "interest_weights"},
-           SERVING_DEFAULT: {"item_ids", "scores"},
-           USER_EMBEDDING: {"embedding"},
-           ITEM_EMBEDDING: {"embedding"}}
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 << 20),
-                   ("grpc.max_send_message_length", 64 << 20)]
 
 
 def rss_bytes(pid: Optional[int] = None) -> int:
@@ -91,18 +86,17 @@ def mixed_requests(model_name: str, user_ids: Sequence[str], item_ids: Sequence[
         rows = int(rng.integers(1, max_batch + 1))
         user_batch = rng.choice(users, rows)
         widths = rng.integers(0, history + 1, rows)
-        histories = np.full((rows, history), b"", dtype=object)
-        for row, width in enumerate(widths):  # oldest first, "" padding on the left
-            histories[row, history - width:] = rng.choice(items, width)
+        histories = pad_left([rng.choice(items, width) for width in widths], width=history,
+                             fill=PADDING_ID.encode())
         user_texts = np.array([texts[i] for i in rng.integers(len(texts), size=rows)],
                               dtype=object)
-        user_inputs = {"user_id": user_batch, "history": histories, "user_text": user_texts}
+        user_inputs = {USER_ID: user_batch, HISTORY: histories, USER_TEXT: user_texts}
         new_items = np.array([b"new-item-%d" % i for i in range(rows)], dtype=object)
         item_batch = np.where(rng.random(rows) < 0.75, rng.choice(items, rows), new_items)
         item_texts = np.where(item_batch == new_items, b"A new film. Genres: Drama.", b"")
-        inputs = {LOOKUP_PROFILES: {"user_id": user_batch},
+        inputs = {LOOKUP_PROFILES: {USER_ID: user_batch},
                   SERVING_DEFAULT: user_inputs, USER_EMBEDDING: user_inputs,
-                  ITEM_EMBEDDING: {"item_id": item_batch, "item_text": item_texts.astype(object)}}
+                  ITEM_EMBEDDING: {ITEM_ID: item_batch, ITEM_TEXT: item_texts.astype(object)}}
         for kind in KINDS:
             pools[kind].append((predict_request(model_name, kind, inputs[kind]), rows))
     return pools
@@ -131,7 +125,7 @@ def run_load(target: str, pools: Dict[str, List[Tuple[predict_pb2.PredictRequest
     def client(number):
         rng = random.Random(seed * 1000 + number)
         mine = []
-        with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        with grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel:
             stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
             start.wait()
             for index in issued:
@@ -163,7 +157,7 @@ def run_load(target: str, pools: Dict[str, List[Tuple[predict_pb2.PredictRequest
 
 
 def _check(response, kind, rows) -> str:
-    missing = OUTPUTS[kind] - set(response.outputs)
+    missing = set(SIGNATURE_OUTPUTS[kind]) - set(response.outputs)
     if missing:
         return f"bad answer: no {', '.join(sorted(missing))}"
     batch = {name: proto.tensor_shape.dim[0].size for name, proto in response.outputs.items()}
@@ -196,80 +190,80 @@ def bad_requests(model_name: str, user_id: str, item_id: str) -> List[BadRequest
         return np.array(list(values), dtype=object)
 
     user, item = user_id.encode(), item_id.encode()
-    one_user = {"user_id": strings(user), "history": strings([item]),
-                "user_text": strings(b"")}
-    empty_user = {"user_id": np.zeros([0], object), "history": np.zeros([0, 1], object),
-                  "user_text": np.zeros([0], object)}
+    one_user = {USER_ID: strings(user), HISTORY: strings([item]),
+                USER_TEXT: strings(b"")}
+    empty_user = {USER_ID: np.zeros([0], object), HISTORY: np.zeros([0, 1], object),
+                  USER_TEXT: np.zeros([0], object)}
     megabyte = b"drama " * ((1 << 20) // 6)
     cases = [
-        BadRequest("int64 ids", request(LOOKUP_PROFILES, {"user_id": np.array([1, 2])}),
+        BadRequest("int64 ids", request(LOOKUP_PROFILES, {USER_ID: np.array([1, 2])}),
                    ("INVALID_ARGUMENT",)),
         BadRequest("float history", request(SERVING_DEFAULT, {
-            **one_user, "history": np.array([[1.5]], np.float32)}), ("INVALID_ARGUMENT",)),
+            **one_user, HISTORY: np.array([[1.5]], np.float32)}), ("INVALID_ARGUMENT",)),
         BadRequest("2-D ids (wrong rank)", request(
-            LOOKUP_PROFILES, {"user_id": strings([user])}), ("INVALID_ARGUMENT",)),
+            LOOKUP_PROFILES, {USER_ID: strings([user])}), ("INVALID_ARGUMENT",)),
         BadRequest("scalar id (wrong rank)", request(
-            LOOKUP_PROFILES, {"user_id": np.array(user, dtype=object)}), ("INVALID_ARGUMENT",)),
+            LOOKUP_PROFILES, {USER_ID: np.array(user, dtype=object)}), ("INVALID_ARGUMENT",)),
         BadRequest("1-D history (wrong rank)", request(
-            USER_EMBEDDING, {**one_user, "history": strings(item)}), ("INVALID_ARGUMENT",)),
+            USER_EMBEDDING, {**one_user, HISTORY: strings(item)}), ("INVALID_ARGUMENT",)),
         BadRequest("batch sizes disagree", request(
-            SERVING_DEFAULT, {**one_user, "user_id": strings(user, user)}),
+            SERVING_DEFAULT, {**one_user, USER_ID: strings(user, user)}),
             ("INVALID_ARGUMENT",)),
         BadRequest("empty batch: lookup_profiles", request(
-            LOOKUP_PROFILES, {"user_id": np.zeros([0], object)}), ("OK",),
+            LOOKUP_PROFILES, {USER_ID: np.zeros([0], object)}), ("OK",),
             lambda out: all(len(v) == 0 for v in out.values())),
         BadRequest("empty batch: serving_default", request(SERVING_DEFAULT, empty_user),
                    ("OK",), lambda out: out["item_ids"].shape[0] == 0),
         BadRequest("empty batch: item_embedding", request(ITEM_EMBEDDING, {
-            "item_id": np.zeros([0], object), "item_text": np.zeros([0], object)}), ("OK",),
+            ITEM_ID: np.zeros([0], object), ITEM_TEXT: np.zeros([0], object)}), ("OK",),
             lambda out: out["embedding"].shape[0] == 0),
         BadRequest("100,000 ids in one lookup", request(LOOKUP_PROFILES, {
-            "user_id": np.array([user] * 99_999 + [b"unknown-user"], dtype=object)}),
+            USER_ID: np.array([user] * 99_999 + [b"unknown-user"], dtype=object)}),
             ("OK", "RESOURCE_EXHAUSTED"),
             lambda out: out["found"].shape == (100_000,) and out["found"][:-1].all()
             and not out["found"][-1]),
         BadRequest("non-UTF-8 id", request(LOOKUP_PROFILES, {
-            "user_id": strings(b"\xff\xfe\x80")}), ("OK",),
+            USER_ID: strings(b"\xff\xfe\x80")}), ("OK",),
             lambda out: not out["found"][0]),
         BadRequest("non-UTF-8 user text and history", request(SERVING_DEFAULT, {
-            "user_id": strings(user), "history": strings([b"\xff\x80"]),
-            "user_text": strings(b"\xff\xfe likes \xc3")}), ("OK",),
+            USER_ID: strings(user), HISTORY: strings([b"\xff\x80"]),
+            USER_TEXT: strings(b"\xff\xfe likes \xc3")}), ("OK",),
             lambda out: out["item_ids"].shape[0] == 1),
         BadRequest("non-UTF-8 item text", request(ITEM_EMBEDDING, {
-            "item_id": strings(b"new"), "item_text": strings(b"\xff\xfe drama \xc3")}),
+            ITEM_ID: strings(b"new"), ITEM_TEXT: strings(b"\xff\xfe drama \xc3")}),
             ("OK",), lambda out: np.isfinite(out["embedding"]).all()),
         BadRequest("1 MB user text", request(SERVING_DEFAULT, {
-            **one_user, "user_text": strings(megabyte)}), ("OK",),
+            **one_user, USER_TEXT: strings(megabyte)}), ("OK",),
             lambda out: out["item_ids"].shape[0] == 1),
         BadRequest("1 MB item text", request(ITEM_EMBEDDING, {
-            "item_id": strings(b"new"), "item_text": strings(megabyte)}), ("OK",),
+            ITEM_ID: strings(b"new"), ITEM_TEXT: strings(megabyte)}), ("OK",),
             lambda out: np.isfinite(out["embedding"]).all()),
-        BadRequest("1 MB id", request(LOOKUP_PROFILES, {"user_id": strings(megabyte)}),
+        BadRequest("1 MB id", request(LOOKUP_PROFILES, {USER_ID: strings(megabyte)}),
                    ("OK",), lambda out: not out["found"][0]),
-        BadRequest("missing input", request(SERVING_DEFAULT, {"user_id": strings(user)}),
+        BadRequest("missing input", request(SERVING_DEFAULT, {USER_ID: strings(user)}),
                    ("INVALID_ARGUMENT",)),
         BadRequest("unknown input", request(LOOKUP_PROFILES, {
-            "user_id": strings(user), "user": strings(user)}), ("INVALID_ARGUMENT",)),
-        BadRequest("unknown signature", request("recommend", {"user_id": strings(user)}),
+            USER_ID: strings(user), "user": strings(user)}), ("INVALID_ARGUMENT",)),
+        BadRequest("unknown signature", request("recommend", {USER_ID: strings(user)}),
                    ("FAILED_PRECONDITION",)),
-        BadRequest("unknown model", request(LOOKUP_PROFILES, {"user_id": strings(user)},
+        BadRequest("unknown model", request(LOOKUP_PROFILES, {USER_ID: strings(user)},
                                             name="no-such-model"), ("NOT_FOUND",)),
-        BadRequest("no model name", request(LOOKUP_PROFILES, {"user_id": strings(user)},
+        BadRequest("no model name", request(LOOKUP_PROFILES, {USER_ID: strings(user)},
                                             name=""), ("INVALID_ARGUMENT",)),
-        BadRequest("unknown version", request(LOOKUP_PROFILES, {"user_id": strings(user)},
+        BadRequest("unknown version", request(LOOKUP_PROFILES, {USER_ID: strings(user)},
                                               version=999), ("NOT_FOUND",)),
         BadRequest("unknown version label", request(
-            LOOKUP_PROFILES, {"user_id": strings(user)}, version_label="canary"),
+            LOOKUP_PROFILES, {USER_ID: strings(user)}, version_label="canary"),
             ("INVALID_ARGUMENT",)),
     ]
-    unknown_output = request(LOOKUP_PROFILES, {"user_id": strings(user)})
+    unknown_output = request(LOOKUP_PROFILES, {USER_ID: strings(user)})
     unknown_output.output_filter.append("score")
-    undefined_dtype = request(LOOKUP_PROFILES, {"user_id": strings(user)})
-    undefined_dtype.inputs["user_id"].dtype = 999
-    huge_shape = request(LOOKUP_PROFILES, {"user_id": strings(user)})
-    huge_shape.inputs["user_id"].tensor_shape.dim[0].size = 1 << 40
-    fewer_values = request(LOOKUP_PROFILES, {"user_id": strings(user, b"unknown-user")})
-    fewer_values.inputs["user_id"].tensor_shape.dim[0].size = 3
+    undefined_dtype = request(LOOKUP_PROFILES, {USER_ID: strings(user)})
+    undefined_dtype.inputs[USER_ID].dtype = 999
+    huge_shape = request(LOOKUP_PROFILES, {USER_ID: strings(user)})
+    huge_shape.inputs[USER_ID].tensor_shape.dim[0].size = 1 << 40
+    fewer_values = request(LOOKUP_PROFILES, {USER_ID: strings(user, b"unknown-user")})
+    fewer_values.inputs[USER_ID].tensor_shape.dim[0].size = 3
     cases += [
         BadRequest("unknown output filter", unknown_output, ("INVALID_ARGUMENT",)),
         BadRequest("undefined dtype enum (999)", undefined_dtype, ("INVALID_ARGUMENT",)),
@@ -289,6 +283,5 @@ def send_bad_request(stub, case: BadRequest, timeout: float = 120.0) -> Tuple[st
         response = stub.Predict(case.request, timeout=timeout)
     except grpc.RpcError as error:
         return error.code().name, error.details(), time.monotonic() - began
-    outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
-    right = case.check is None or case.check(outputs)
+    right = case.check is None or case.check(decode_outputs(response))
     return "OK", "answered" if right else "wrong answer", time.monotonic() - began

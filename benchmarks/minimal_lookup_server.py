@@ -14,6 +14,9 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from tf_profiles.features.spec import USER_ID
+from tf_profiles.serving.tensors import GRPC_OPTIONS, parse_tensor, write_tensor
+
 
 class MinimalLookup(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, version_dir):
@@ -27,8 +30,7 @@ class MinimalLookup(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         # Same C++ (de)serialization as the tf_profiles server, so the
         # comparison is of the lookup itself, not of proto building.
-        ids = tf.io.parse_tensor(request.inputs["user_id"].SerializeToString(),
-                                 tf.string).numpy()
+        ids = parse_tensor(request.inputs[USER_ID]).numpy()
         rows = np.array([self.rows.get(i, -1) for i in ids])
         found = rows >= 0
         safe = np.maximum(rows, 0)
@@ -38,12 +40,12 @@ class MinimalLookup(prediction_service_pb2_grpc.PredictionServiceServicer):
                    "interests": np.where(found[:, None], self.interests[safe], b""),
                    "interest_weights": self.weights[safe] * found[:, None]}
         for name, value in outputs.items():
-            response.outputs[name].ParseFromString(tf.io.serialize_tensor(value).numpy())
+            write_tensor(value, response.outputs[name])
         return response
 
 
 def main():
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=GRPC_OPTIONS)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         MinimalLookup(sys.argv[1]), server)
     server.add_insecure_port(f"127.0.0.1:{sys.argv[2]}")

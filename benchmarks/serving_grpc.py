@@ -29,10 +29,12 @@ import tf_profiles  # noqa: F401
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
 
+from tf_profiles.features.spec import (HISTORY, ITEM_EMBEDDING, LOOKUP_PROFILES,
+                                       SERVING_DEFAULT, USER_ID, USER_TEXT)
 from tf_profiles.serving.client import ServingClient
 from tf_profiles.serving.export import export_model
 from tf_profiles.text.encoder import TextEncoder
-from tf_profiles.training.artifacts import ModelDir
+from tf_profiles.bundle.model_dir import ModelDir
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCHES = (1, 32, 256, 1024)
@@ -51,7 +53,7 @@ def _start(command, port, name):
     client = ServingClient(f"127.0.0.1:{port}", name, max_retries=0, timeout=5)
     while time.time() < deadline:
         try:
-            client.predict("lookup_profiles", {"user_id": np.array([b"1"])})
+            client.predict(LOOKUP_PROFILES, {USER_ID: np.array([b"1"])})
             return process
         except Exception:
             time.sleep(0.5)
@@ -67,7 +69,7 @@ def lookups_per_second(client, user_ids, batch, seconds, threads=2):
     def worker(offset):
         count, index = 0, offset
         while time.perf_counter() < stop:
-            client.predict("lookup_profiles", {"user_id": requests[index % 64]})
+            client.predict(LOOKUP_PROFILES, {USER_ID: requests[index % 64]})
             count, index = count + batch, index + 1
         return count
 
@@ -82,17 +84,17 @@ def latency(client, user_ids, histories, batch, requests=200):
     times = []
     for _ in range(requests):
         rows = rng.integers(len(user_ids), size=batch)
-        inputs = {"user_id": user_ids[rows], "history": histories[rows],
-                  "user_text": np.array([b""] * batch)}
+        inputs = {USER_ID: user_ids[rows], HISTORY: histories[rows],
+                  USER_TEXT: np.array([b""] * batch)}
         started = time.perf_counter()
-        client.predict("serving_default", inputs)
+        client.predict(SERVING_DEFAULT, inputs)
         times.append(time.perf_counter() - started)
     return np.percentile(times, 50) * 1e3, np.percentile(times, 99) * 1e3
 
 
 def text_throughput(version_dir, config, texts, batch=64, rounds=5):
     loaded = tf.saved_model.load(str(version_dir))
-    serve = loaded.signatures["item_embedding"]
+    serve = loaded.signatures[ITEM_EMBEDDING]
     encoder = TextEncoder.from_checkpoint(config.encoder, max_length=config.text_max_length)
     batches = [texts[i:i + batch] for i in range(0, len(texts) - batch + 1, batch)]
     tokenized = [encoder.tokenizer(tf.constant(b)) for b in batches]

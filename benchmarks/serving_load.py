@@ -12,7 +12,7 @@ fresh export of --model), and from this process:
   2. the same load while `tf-profiles export` (another process) publishes
      version 2 into the served base path, until version 2 has answered for
      --after-switch seconds;
-  3. every malformed request of tf_profiles.serving.loadgen.bad_requests;
+  3. every malformed request of benchmarks/loadgen.py's bad_requests;
   4. --switches more versions published one after another, the server's
      RSS after each (an unloaded version must not stay in memory).
 Writes docs/benchmarks/serving_load.md (+ JSON).
@@ -33,9 +33,11 @@ import grpc
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 import tf_profiles  # noqa: F401
-from tf_profiles.serving import loadgen
 from tf_profiles.serving.client import ServingClient
-from tf_profiles.training.artifacts import ModelDir
+from tf_profiles.serving.tensors import GRPC_OPTIONS
+from tf_profiles.bundle.model_dir import ModelDir
+
+import loadgen  # benchmarks/, beside this script (the tests: from benchmarks import loadgen)
 
 ROOT = Path(__file__).resolve().parent.parent
 NAME = "ml"
@@ -161,7 +163,7 @@ def _bad_inputs(target, catalogue):
     user = str(catalogue.users["user_id"].iloc[0])
     item = str(catalogue.items["item_id"].iloc[0])
     rows = []
-    with grpc.insecure_channel(target, options=loadgen.CHANNEL_OPTIONS) as channel:
+    with grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
         for case in loadgen.bad_requests(NAME, user, item):
             code, details, seconds = loadgen.send_bad_request(stub, case)

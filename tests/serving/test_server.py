@@ -5,11 +5,12 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+from tf_profiles.features.spec import SIGNATURES
 from tf_profiles.serving.client import ServingClient
-from tf_profiles.serving.module import SIGNATURES
 from tf_profiles.serving.server import ModelRegistry, ServedModel, start_server
+from tf_profiles.serving.tensors import predict_request
 
 
 @pytest.fixture()
@@ -28,12 +29,7 @@ def client(server):
 
 
 def _raw_predict(target, signature="serving_default", inputs=None, model="tiny", version=None):
-    request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name=model, signature_name=signature))
-    if version is not None:
-        request.model_spec.version.value = version
-    for name, value in (inputs or {}).items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    request = predict_request(model, signature, inputs or {}, version)
     with grpc.insecure_channel(target) as channel:
         return prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
             request, timeout=30)

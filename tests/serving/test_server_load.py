@@ -11,10 +11,12 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tf_profiles.serving import loadgen
 from tf_profiles.serving.client import ServingClient
 from tf_profiles.serving.export import export_model
 from tf_profiles.serving.server import ModelRegistry, ServedModel, start_server
+from tf_profiles.serving.tensors import GRPC_OPTIONS
+
+from benchmarks import loadgen
 
 USERS = [f"u{i}" for i in range(12)]
 ITEMS = [f"i{i}" for i in range(15)]
@@ -112,7 +114,7 @@ CASES = {case.name: case for case in loadgen.bad_requests("tiny", "u1", "i1")}
 def test_a_malformed_request_gets_tf_servings_status_and_the_server_stays_up(running, name):
     target, _ = running
     case = CASES[name]
-    with grpc.insecure_channel(target, options=loadgen.CHANNEL_OPTIONS) as channel:
+    with grpc.insecure_channel(target, options=GRPC_OPTIONS) as channel:
         code, details, seconds = loadgen.send_bad_request(
             prediction_service_pb2_grpc.PredictionServiceStub(channel), case)
     assert code in case.expected, details

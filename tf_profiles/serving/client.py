@@ -12,12 +12,14 @@ import grpc
 import numpy as np
 import pandas as pd
 import tensorflow as tf
-from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, model_pb2,
+from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
                                      model_service_pb2_grpc, prediction_service_pb2_grpc)
 
-from tf_profiles.serving.module import (ITEM_EMBEDDING, LOOKUP_PROFILES, SERVING_DEFAULT,
-                                        USER_EMBEDDING)
-from tf_profiles.serving.warmup import predict_request
+from tf_profiles.features.history import pad_left
+from tf_profiles.features.spec import (HISTORY, ITEM_EMBEDDING, ITEM_ID, ITEM_TEXT,
+                                       LOOKUP_PROFILES, PADDING_ID, SERVING_DEFAULT,
+                                       USER_EMBEDDING, USER_ID, USER_TEXT)
+from tf_profiles.serving import tensors
 
 
 class ServingClient:
@@ -46,9 +48,7 @@ class ServingClient:
         self.model_name, self.version, self.version_label = model_name, version, version_label
         self.timeout, self.max_batch_size = timeout, max_batch_size
         self.max_retries, self.backoff_seconds = max_retries, backoff_seconds
-        self.channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", 64 << 20),
-            ("grpc.max_send_message_length", 64 << 20)])
+        self.channel = grpc.insecure_channel(target, options=tensors.GRPC_OPTIONS)
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self._pool = futures.ThreadPoolExecutor(max_workers=max_workers)
@@ -63,13 +63,9 @@ class ServingClient:
     def __exit__(self, *exc):
         self.close()
 
-    def _model_spec(self, signature: str = "") -> model_pb2.ModelSpec:
-        spec = model_pb2.ModelSpec(name=self.model_name, signature_name=signature)
-        if self.version is not None:
-            spec.version.value = self.version
-        elif self.version_label:
-            spec.version_label = self.version_label
-        return spec
+    def _model_spec(self):
+        return tensors.model_spec(self.model_name, version=self.version,
+                                  version_label=self.version_label)
 
     def _call(self, method, request):
         for attempt in range(self.max_retries + 1):
@@ -84,10 +80,9 @@ class ServingClient:
 
     def predict(self, signature: str, inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
         """One Predict request; outputs as numpy arrays."""
-        request = predict_request(self.model_name, signature, inputs, self.version,
-                                  self.version_label)
-        response = self._call(self.predictions.Predict, request)
-        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        request = tensors.predict_request(self.model_name, signature, inputs, self.version,
+                                          self.version_label)
+        return tensors.decode_outputs(self._call(self.predictions.Predict, request))
 
     def predict_batched(self, signature: str,
                         inputs: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
@@ -131,14 +126,10 @@ class ServingClient:
         if not len(histories) == len(user_texts) == len(user_ids):
             raise ValueError(f"{len(user_ids)} user ids, {len(histories)} histories and "
                              f"{len(user_texts)} texts: one of each per user")
-        width = max([len(h) for h in histories] + [1])
-        history = np.full((len(user_ids), width), b"", dtype=object)
-        for row, items in enumerate(histories):
-            if len(items):
-                history[row, width - len(items):] = [str(i).encode() for i in items]
-        return {"user_id": np.array([u.encode() for u in user_ids], dtype=object),
-                "history": history,
-                "user_text": np.array([t.encode() for t in user_texts], dtype=object)}
+        return {USER_ID: np.array([u.encode() for u in user_ids], dtype=object),
+                HISTORY: pad_left([[str(i).encode() for i in items] for items in histories],
+                                  fill=PADDING_ID.encode()),
+                USER_TEXT: np.array([t.encode() for t in user_texts], dtype=object)}
 
     def recommend(self, user_ids: Sequence, histories: Optional[Sequence[Sequence]] = None,
                   user_texts: Optional[Sequence[str]] = None) -> pd.DataFrame:
@@ -164,13 +155,13 @@ class ServingClient:
     def item_embeddings(self, item_ids, item_texts=None) -> np.ndarray:
         item_texts = item_texts if item_texts is not None else [""] * len(item_ids)
         return self.predict_batched(ITEM_EMBEDDING, {
-            "item_id": np.array([str(i).encode() for i in item_ids], dtype=object),
-            "item_text": np.array([t.encode() for t in item_texts], dtype=object)})["embedding"]
+            ITEM_ID: np.array([str(i).encode() for i in item_ids], dtype=object),
+            ITEM_TEXT: np.array([t.encode() for t in item_texts], dtype=object)})["embedding"]
 
     def lookup_profiles(self, user_ids) -> pd.DataFrame:
         """One row per id: found, embedding, profile_text, interests (tag → weight)."""
         outputs = self.predict_batched(LOOKUP_PROFILES, {
-            "user_id": np.array([str(u).encode() for u in user_ids], dtype=object)})
+            USER_ID: np.array([str(u).encode() for u in user_ids], dtype=object)})
         interests = [{t.decode(): float(w) for t, w in zip(tags, weights) if t}
                      for tags, weights in zip(outputs["interests"], outputs["interest_weights"])]
         return pd.DataFrame({

@@ -25,7 +25,8 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc)
 from tensorflow_serving.config import model_server_config_pb2
 
-from tf_profiles.serving import warmup
+from tf_profiles.features.spec import SERVING_DEFAULT
+from tf_profiles.serving import tensors, warmup
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +87,9 @@ def _warm_up(path: Path, signatures):
         return
     for record in warmup.read_warmup(records):
         request = record.predict_log.request
-        name = request.model_spec.signature_name or "serving_default"
+        name = request.model_spec.signature_name or SERVING_DEFAULT
         if name in signatures:
-            signatures[name](**{key: tf.io.parse_tensor(proto.SerializeToString(), proto.dtype)
+            signatures[name](**{key: tensors.parse_tensor(proto)
                                 for key, proto in request.inputs.items()})
 
 
@@ -179,7 +180,7 @@ def _check_inputs(request, signature_def, context):
             f"input tensor alias not found in signature: {', '.join(unknown)}. " if unknown
             else f"Missing input(s): {', '.join(missing)}. ")
             + f"Inputs expected to be in the set {{{','.join(sorted(expected))}}}.")
-    tensors = {}
+    parsed = {}
     for name, proto in request.inputs.items():
         spec = expected[name]
         try:
@@ -202,12 +203,10 @@ def _check_inputs(request, signature_def, context):
                           f"input {name} has shape {shape}: {elements} elements, more than "
                           f"the {MAX_INPUT_ELEMENTS} one input may hold")
         try:
-            # Parsed by TensorFlow's C++ code: tf.make_ndarray walks string
-            # elements in Python, which dominates large lookups.
-            tensors[name] = tf.io.parse_tensor(proto.SerializeToString(), proto.dtype)
+            parsed[name] = tensors.parse_tensor(proto)
         except tf.errors.InvalidArgumentError as error:  # malformed TensorProto content
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"input {name}: {error.message}")
-    return tensors
+    return parsed
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -216,13 +215,13 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
     def Predict(self, request, context):
         served = self.registry.resolve(request.model_spec, context)
-        name = request.model_spec.signature_name or "serving_default"
+        name = request.model_spec.signature_name or SERVING_DEFAULT
         if name not in served.signatures:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f'Serving signature key "{name}" not found.')
-        tensors = _check_inputs(request, served.signature_defs[name], context)
+        inputs = _check_inputs(request, served.signature_defs[name], context)
         try:
-            outputs = served.signatures[name](**tensors)
+            outputs = served.signatures[name](**inputs)
         except tf.errors.OpError as error:  # bad values (INVALID_ARGUMENT), out of memory, ...
             context.abort(_GRPC_CODES.get(error.error_code, grpc.StatusCode.UNKNOWN),
                           error.message)
@@ -236,8 +235,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         response.model_spec.version.value = served.version
         response.model_spec.signature_name = name
         for key in wanted:
-            # serialize_tensor builds the TensorProto in C++ (see parse_tensor above).
-            response.outputs[key].ParseFromString(tf.io.serialize_tensor(outputs[key]).numpy())
+            tensors.write_tensor(outputs[key], response.outputs[key])
         return response
 
     def GetModelMetadata(self, request, context):
@@ -282,8 +280,7 @@ def start_server(registry: ModelRegistry, port: int = 8500, host: str = "127.0.0
     if poll_seconds:
         registry.poll(poll_seconds)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                         options=[("grpc.max_receive_message_length", 64 << 20),
-                                  ("grpc.max_send_message_length", 64 << 20)])
+                         options=tensors.GRPC_OPTIONS)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(registry), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(registry), server)

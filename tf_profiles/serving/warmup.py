@@ -8,23 +8,11 @@ from typing import Dict, List
 
 import numpy as np
 import tensorflow as tf
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import prediction_log_pb2
+
+from tf_profiles.serving.tensors import predict_request
 
 WARMUP_FILE = "tf_serving_warmup_requests"
-
-
-def predict_request(model_name: str, signature: str, inputs: Dict[str, np.ndarray],
-                    version=None, version_label=None) -> predict_pb2.PredictRequest:
-    """A PredictRequest with ``inputs`` converted by ``tf.make_tensor_proto``."""
-    request = predict_pb2.PredictRequest(
-        model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
-    if version is not None:
-        request.model_spec.version.value = int(version)
-    elif version_label:
-        request.model_spec.version_label = version_label
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
-    return request
 
 
 def write_warmup(path: Path, model_name: str, requests: Dict[str, Dict[str, np.ndarray]]):
