@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from tf_profiles.data.loaders import DataError
+from tf_profiles.store import store as store_module
 from tf_profiles.store.ingest import ingest_file
-from tf_profiles.store.store import MIGRATIONS, ProfileStore
+from tf_profiles.store.store import MIGRATIONS, ProfileStore, event_key
 
 ITEMS = pd.DataFrame({"item_id": ["a", "b"], "title": ["A", "B"], "tags": ["X|Y", "Y"]})
 
@@ -30,6 +31,42 @@ def _write(path, text):
 def test_schema_is_migrated_and_wal(store):
     assert store.schema_version == len(MIGRATIONS)
     assert store.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _rows(store, query):
+    return store.connection.execute(query).fetchall()
+
+
+def test_a_store_at_schema_3_migrates_keeping_its_data(tmp_path, monkeypatch):
+    path = tmp_path / "profiles.db"
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:3])
+    with ProfileStore(path) as old:
+        old.upsert_items(ITEMS)
+        old.upsert_users(pd.DataFrame({"user_id": ["u1", "u2"], "age": [24, 30]}))
+        old.add_events([(event_key("u1", "a", 100), "u1", "a", 100, 5.0),
+                        (event_key("u2", "b", 200), "u2", "b", 200, None)])
+        old.write_profiles([{"user_id": "u1", "embedding": [0.5, -1.0], "user_text": "",
+                             "history": [["a", 5.0]], "interests": [["X", 1.0]],
+                             "description": "Interested in X.", "model_key": "m1"}],
+                           old.stale_users())
+        old.connection.execute("INSERT INTO exports VALUES (1, 'saved_models/m/1', 'm', 0)")
+        assert old.schema_version == 3
+        queries = ["SELECT * FROM items ORDER BY item_id", "SELECT * FROM users ORDER BY user_id",
+                   "SELECT * FROM events ORDER BY event_key",
+                   "SELECT * FROM stale_users ORDER BY user_id",
+                   "SELECT user_id, embedding, interests, description, updated_at, user_text, "
+                   "history, model_key FROM profiles ORDER BY user_id"]
+        before = [_rows(old, query) for query in queries]
+    monkeypatch.undo()
+    with ProfileStore(path) as migrated:
+        assert migrated.schema_version == len(MIGRATIONS)
+        assert [_rows(migrated, query) for query in queries] == before
+        assert before[2] and before[4]  # events and a profile were there to keep
+        columns = [row[1] for row in _rows(migrated, "PRAGMA table_info(profiles)")]
+        assert "model_version" not in columns
+        tables = {row[0] for row in _rows(migrated, "SELECT name FROM sqlite_master")}
+        assert "exports" not in tables
+        assert migrated.profiles()["embedding"][0].tolist() == [0.5, -1.0]
 
 
 def test_same_file_twice_changes_nothing(store, tmp_path):

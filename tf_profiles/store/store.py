@@ -63,6 +63,13 @@ MIGRATIONS: List[str] = [
     """
     CREATE TABLE settings (name TEXT PRIMARY KEY, value TEXT);
     """,
+    # Never read: profiles.model_version was always NULL (settings holds the
+    # profile model) and each export's own metadata says what it was made from.
+    # DROP COLUMN needs SQLite 3.35 or newer.
+    """
+    ALTER TABLE profiles DROP COLUMN model_version;
+    DROP TABLE exports;
+    """,
 ]
 
 _KEY_SEPARATOR = "\x1f"
@@ -77,10 +84,14 @@ def event_key(user_id: str, item_id: str, timestamp: int, event_id: Optional[str
 
 
 class ProfileStore:
-    """Events, users, items, profiles and export versions in one SQLite file.
+    """Events, users, items and profiles in one SQLite file.
 
     Args:
       path: the database file (created, and migrated to the latest schema).
+
+    Raises:
+      ValueError: the file's schema is newer than this tf_profiles knows, or
+        a migration fails (its statement and the SQLite version are named).
 
     Example:
       >>> store = ProfileStore("profiles.db")
@@ -120,7 +131,13 @@ class ProfileStore:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
                 for statement in _statements(script):
-                    self.connection.execute(statement)
+                    try:
+                        self.connection.execute(statement)
+                    except sqlite3.OperationalError as error:
+                        raise ValueError(
+                            f"{self.path}: cannot migrate to schema version {number} with "
+                            f"SQLite {sqlite3.sqlite_version}: {error} in {statement!r}"
+                        ) from error
                 self.connection.execute(f"PRAGMA user_version = {number}")
 
     def transaction(self):
@@ -268,8 +285,7 @@ class ProfileStore:
             fresh = [p for p in profiles if current.get(p["user_id"]) == marks[p["user_id"]]]
             self.connection.executemany(
                 "INSERT OR REPLACE INTO profiles (user_id, embedding, interests, description, "
-                "updated_at, model_version, user_text, history, model_key) "
-                "VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                "updated_at, user_text, history, model_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(p["user_id"], np.asarray(p["embedding"], np.float32).tobytes(),
                   json.dumps(p["interests"]), p["description"], now, p["user_text"],
                   json.dumps(p["history"]), p["model_key"]) for p in fresh])
@@ -294,12 +310,6 @@ class ProfileStore:
         for column in ("history", "interests"):
             frame[column] = [json.loads(v) for v in frame[column]]
         return frame
-
-    def record_export(self, version: int, path, model_dir):
-        with self.transaction():
-            self.connection.execute("INSERT OR REPLACE INTO exports VALUES (?, ?, ?, ?)",
-                                    (int(version), str(path), str(model_dir),
-                                     int(time.time())))
 
     # === Deletion ===
 
