@@ -100,13 +100,6 @@ def ml100k_slice(tmp_path_factory, ml100k_dir) -> dict:
     return paths
 
 
-def assert_same_outputs(first, second, atol=1e-6):
-    """Every tensor of two nested outputs is equal within ``atol``."""
-    tf.nest.map_structure(
-        lambda a, b: np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol),
-        first, second)
-
-
 def read_json(path):
     return json.loads(Path(path).read_text())
 

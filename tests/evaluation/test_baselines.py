@@ -36,7 +36,7 @@ def test_most_popular_counts_known_events():
 def test_content_only_uses_history_text():
     rows = _rows()
     text = np.eye(4, dtype=np.float32)
-    scores = baselines.content_only(rows, text, {str(i): text[i] for i in range(4)})
+    scores = baselines.content_only(rows, {str(i): text[i] for i in range(4)})
     assert scores[0, 0] > scores[0, 2] and scores[0, 1] > scores[0, 3]
 
 

@@ -2,20 +2,27 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_profiles import ItemTower, TwoTowerModel, UserTower
-from tf_profiles.data import schema
-from tf_profiles.data.examples import training_examples
+from tf_profiles import ItemTower, Preprocessor, TwoTowerModel, UserTower
+from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.data.loaders import load_dataset
-from tf_profiles.training.config import TrainConfig
+from tf_profiles.features import spec
+from tf_profiles.features.examples import training_examples
 from tf_profiles.training.trainer import build_model
 
-from tests.conftest import assert_same_outputs
+from tests.harness import check_config, check_save_load
+
+
+def _preprocessor(items, users, text_dim=4):
+    preprocessor = Preprocessor(items, users, text_dim, max_history=4)
+    preprocessor.set_item_text(np.random.default_rng(0).normal(size=(len(items), text_dim)))
+    return preprocessor
 
 
 def _model(items, users, dim=8, text_dim=4, temperature=0.1):
     return TwoTowerModel(
-        UserTower(users, text_dim, dim, max_history=4, num_layers=1, dropout=0.0),
-        ItemTower(items, text_dim, dim, id_dropout=0.0), temperature=temperature)
+        _preprocessor(items, users, text_dim),
+        UserTower(len(users), text_dim, dim, max_history=4, num_layers=1, dropout=0.0),
+        ItemTower(len(items), text_dim, dim, id_dropout=0.0), temperature=temperature)
 
 
 def _batch(examples, size=None):
@@ -35,8 +42,8 @@ def test_loss_is_in_batch_softmax_with_logq_and_accidental_hits(examples):
     batch = _batch(examples, 16)
     users = model.user_embedding(batch).numpy()
     candidates = model.item_embedding(batch).numpy()
-    logits = users @ candidates.T / 0.1 - np.log(batch[schema.ITEM_PROBABILITY].numpy())[None]
-    ids = batch[schema.ITEM_ID].numpy()
+    logits = users @ candidates.T / 0.1 - np.log(batch[spec.ITEM_PROBABILITY].numpy())[None]
+    ids = batch[spec.ITEM_ID].numpy()
     duplicate = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
     assert duplicate.any()  # the batch exercises accidental-hit removal
     logits[duplicate] = np.finfo(np.float32).min / 2
@@ -60,25 +67,23 @@ def test_trained_model_round_trips_through_load_model(examples, tmp_path):
     model.compile(tf.keras.optimizers.Adam(0.01))
     batch = _batch(examples)
     model.fit(tf.data.Dataset.from_tensors(batch), epochs=2, verbose=0)
-    model.save(tmp_path / "model.keras")
-    reloaded = tf.keras.models.load_model(tmp_path / "model.keras")
-    assert isinstance(reloaded, TwoTowerModel)
-    unknown = dict(batch, **{schema.USER_ID: tf.fill(tf.shape(batch[schema.USER_ID]), "new"),
-                             schema.ITEM_ID: tf.fill(tf.shape(batch[schema.ITEM_ID]), "new")})
-    for features in (batch, unknown):
-        assert_same_outputs(model(features), reloaded(features))
+    unknown = dict(batch, **{spec.USER_ID: tf.fill(tf.shape(batch[spec.USER_ID]), "new"),
+                             spec.ITEM_ID: tf.fill(tf.shape(batch[spec.ITEM_ID]), "new")})
+    reloaded = check_save_load(model, batch, tmp_path / "model.keras")
+    check_save_load(reloaded, unknown, tmp_path / "again.keras")
     assert reloaded.get_config()["temperature"] == 0.1
+    check_config(reloaded)
 
 
 def test_tower_sizes_must_match():
     with pytest.raises(ValueError, match="tower sizes differ"):
-        TwoTowerModel(UserTower(["u"], 4, 8), ItemTower(["i"], 4, 16))
+        TwoTowerModel(_preprocessor(["i"], ["u"]), UserTower(1, 4, 8), ItemTower(1, 4, 16))
 
 
 def test_mixed_precision_trains_with_loss_scaling(examples):
     config = TrainConfig(embedding_dim=8, max_history=4, num_layers=1, mixed_precision=True)
-    model = build_model(config, sorted(set(examples["item_id"])),
-                        sorted(set(examples["user_id"])), text_dim=4)
+    model = build_model(config, _preprocessor(sorted(set(examples["item_id"])),
+                                              sorted(set(examples["user_id"]))))
     assert tf.keras.mixed_precision.global_policy().name == "float32"
     assert model.user_tower.compute_dtype == "float16"
     model.compile(tf.keras.optimizers.Adam(0.01))

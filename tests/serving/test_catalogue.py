@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_profiles.evaluation.scoring import candidate_embeddings
+from tf_profiles.bundle.inference import item_embeddings
 from tf_profiles.serving import catalogue
 from tf_profiles.serving.export import export_model
 from tf_profiles.text.cache import embed_texts
 from tf_profiles.text.encoder import TextEncoder
-from tf_profiles.training.artifacts import ModelDir
+from tf_profiles.bundle.model_dir import ModelDir
 
 from tests.conftest import read_json
 
@@ -66,7 +66,7 @@ def test_text_stream_equals_embed_texts(encoder, tiny_bert, cache_dir, tmp_path)
     streamed = catalogue.stream_text_embeddings(texts, encoder, tmp_path / "text.npy",
                                                 chunk_size=16, batch_size=4)
     assert isinstance(streamed, np.memmap) and streamed.shape == (50, 8)
-    expected = embed_texts(texts, tiny_bert, cache_dir, max_length=16, encoder=encoder)
+    expected = embed_texts(texts, encoder, cache_dir)
     np.testing.assert_allclose(streamed, expected, atol=1e-5)
     assert not streamed[3].any()
     record = read_json(catalogue.progress_path(tmp_path / "text.npy"))
@@ -80,7 +80,8 @@ def test_item_stream_equals_candidate_embeddings(model_and_catalogue, tmp_path):
                            np.random.default_rng(0).normal(size=(2, 8)).astype(np.float32)])
     streamed = catalogue.stream_item_embeddings(model, ids, text, tmp_path / "items.npy",
                                                 chunk_size=4)
-    np.testing.assert_allclose(streamed, candidate_embeddings(model, ids, text), atol=1e-6)
+    whole = model.with_preprocessor(model.preprocessor.with_state(ids, text))
+    np.testing.assert_allclose(streamed, item_embeddings(whole, ids), atol=1e-6)
 
 
 def test_item_stream_resumes_from_the_last_chunk_with_identical_output(

@@ -8,13 +8,13 @@ import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from tf_profiles.data import schema
-from tf_profiles.data.examples import latest_histories
+from tf_profiles.bundle.model_dir import ModelDir
+from tf_profiles.features import spec
+from tf_profiles.features.examples import latest_histories
+from tf_profiles.features.spec import SIGNATURES
 from tf_profiles.serving import warmup
 from tf_profiles.serving.configs import allowed_batch_sizes
 from tf_profiles.serving.export import export_model, next_version
-from tf_profiles.serving.module import SIGNATURES
-from tf_profiles.training.artifacts import ModelDir
 
 from tests.conftest import read_json
 
@@ -25,9 +25,8 @@ def loaded(exported):
 
 
 @pytest.fixture(scope="module")
-def keras_side(trained_model):
-    folder = ModelDir(trained_model)
-    return folder.load_model(), folder.catalogue()
+def model(trained_model):
+    return ModelDir(trained_model).load_model()
 
 
 def _user_request(users, history, texts):
@@ -44,6 +43,10 @@ def test_layout_and_metadata(exported):
     metadata = read_json(version / "assets.extra/tf_profiles.json")
     assert metadata["k"] == 5 and metadata["embedding_dim"] == 8
     assert metadata["signatures"] == list(SIGNATURES)
+    features = metadata["features"]
+    assert features["max_history"] == 4 and features["padding_id"] == ""
+    assert features["signatures"]["serving_default"]["inputs"] == ["user_id", "history",
+                                                                   "user_text"]
     assert not [p for p in base.iterdir() if p.name.startswith(".staging")]
 
 
@@ -85,47 +88,32 @@ def rating_of(trained_model):
     stored = latest_histories(events, sorted(set(events["user_id"])),
                               folder.config().max_history)
     table = {(user, item): rating for user, items, ratings in zip(
-        stored[schema.USER_ID], stored[schema.HISTORY], stored[schema.HISTORY_RATING])
+        stored[spec.USER_ID], stored[spec.HISTORY], stored[spec.HISTORY_RATING])
         for item, rating in zip(items, ratings) if item}
     return lambda user, item: float(table.get((user, item), 0.0))
 
 
-def test_user_embedding_equals_the_keras_model(loaded, keras_side, rating_of):
-    model, catalogue = keras_side
+def test_user_embedding_equals_the_keras_model(loaded, model, rating_of):
     users, history = ["u1", "u2"], [["", "i1", "i2", "i3"], ["i4", "", "", "i5"]]
     served = loaded.signatures["user_embedding"](**_user_request(
         users, history, ["", ""]))["embedding"].numpy()
-    # Padding anywhere is compacted to the right, as in training.
-    compact = [["", "i1", "i2", "i3"], ["", "", "i4", "i5"]]
+    # The trained model (its Preprocessor: training catalogue, no stored
+    # histories) given the stored ratings the servable attaches itself.
     expected = model.user_embedding({
-        schema.USER_ID: tf.constant(users), schema.HISTORY: tf.constant(compact),
-        schema.HISTORY_RATING: tf.constant(
-            [[rating_of(u, i) if i else 0.0 for i in row] for u, row in zip(users, compact)]),
-        schema.USER_TEXT_EMBEDDING: tf.constant(catalogue.user_text(users)),
-        # Every history item's catalogue text, also for items training never saw.
-        schema.HISTORY_TEXT_EMBEDDING: tf.constant(catalogue.item_text(
-            np.ravel(compact)).reshape(2, 4, -1))}).numpy()
+        spec.USER_ID: tf.constant(users), spec.HISTORY: tf.constant(history),
+        spec.HISTORY_RATING: tf.constant(
+            [[rating_of(u, i) if i else 0.0 for i in row] for u, row in zip(users, history)]),
+        spec.USER_TEXT: tf.constant(["", ""])}).numpy()
     np.testing.assert_allclose(served, expected, atol=1e-5)
 
 
-def test_item_embedding_equals_the_keras_model_and_new_items_embed_by_text(loaded, keras_side,
-                                                                             tiny_bert):
-    model, catalogue = keras_side
+def test_item_embedding_equals_the_keras_model_and_new_items_embed_by_text(loaded, model):
     serve = loaded.signatures["item_embedding"]
-    served = serve(item_id=tf.constant(["i1", "i2"]), item_text=tf.constant(["", ""]))
-    expected = model.item_embedding({
-        schema.ITEM_ID: tf.constant(["i1", "i2"]),
-        schema.ITEM_TEXT_EMBEDDING: tf.constant(catalogue.item_text(["i1", "i2"]))})
-    np.testing.assert_allclose(served["embedding"].numpy(), expected.numpy(), atol=1e-5)
-    new = serve(item_id=tf.constant(["brand-new", "brand-new"]),
-                item_text=tf.constant(["star wars drama", "comedy"]))["embedding"].numpy()
-    assert not np.allclose(new[0], new[1])  # the text decides where a new item lands
-    from tf_profiles.text.encoder import TextEncoder
-
-    text = TextEncoder.from_checkpoint(tiny_bert, max_length=16)(tf.constant(["comedy"]))
-    by_keras = model.item_embedding({schema.ITEM_ID: tf.constant(["brand-new"]),
-                                     schema.ITEM_TEXT_EMBEDDING: text}).numpy()
-    np.testing.assert_allclose(new[1:], by_keras, atol=1e-5)
+    request = {spec.ITEM_ID: tf.constant(["i1", "i2", "brand-new", "brand-new"]),
+               spec.ITEM_TEXT: tf.constant(["", "", "star wars drama", "comedy"])}
+    served = serve(**request)["embedding"].numpy()
+    np.testing.assert_allclose(served, model.item_embedding(request).numpy(), atol=1e-5)
+    assert not np.allclose(served[2], served[3])  # the text decides where a new item lands
 
 
 def test_recommendations_rank_by_the_dot_product_and_skip_history(loaded):

@@ -3,12 +3,12 @@ import pytest
 import tensorflow as tf
 
 from tf_profiles.cli import main
-from tf_profiles.evaluation.scoring import candidate_embeddings
+from tf_profiles.bundle.inference import item_embeddings
 from tf_profiles.serving.client import ServingClient
 from tf_profiles.serving.server import ModelRegistry, ServedModel, start_server
 from tf_profiles.serving.sharded_client import ShardedClient
 from tf_profiles.serving.shards import export_shards, shard_bounds, shard_name
-from tf_profiles.training.artifacts import ModelDir
+from tf_profiles.bundle.model_dir import ModelDir
 
 from tests.conftest import read_json
 
@@ -23,7 +23,7 @@ def catalogue(trained_model):
     folder = ModelDir(trained_model)
     items = folder.catalogue()
     ids = items.items["item_id"].tolist()
-    return ids, candidate_embeddings(folder.load_model(), ids, items.item_text_embeddings)
+    return ids, item_embeddings(folder.load_model(), ids)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.training.trainer import train
 
-from tests.conftest import assert_same_outputs, read_json
+from tests.conftest import read_json
+from tests.harness import assert_same_outputs
 
 
 def _tiny_config(tiny_bert, **overrides):

@@ -48,7 +48,9 @@ class Preprocessor(tf.keras.layers.Layer):
                  text_dim: int, max_history: int, encoder: Optional[TextEncoder] = None,
                  item_catalogue: Optional[Sequence[str]] = None,
                  user_catalogue: Optional[Sequence[str]] = None, **kwargs):
-        super().__init__(**kwargs)
+        # Features stay float32 under a mixed_float16 policy (the towers cast
+        # what they read); only the encoder may compute in float16.
+        super().__init__(dtype="float32", **kwargs)
         self.item_vocabulary = [str(i) for i in item_vocabulary]
         self.user_vocabulary = [str(u) for u in user_vocabulary]
         self.text_dim = int(text_dim)
@@ -57,9 +59,11 @@ class Preprocessor(tf.keras.layers.Layer):
         self.item_catalogue = None if item_catalogue is None else [str(i) for i in item_catalogue]
         self.user_catalogue = None if user_catalogue is None else [str(u) for u in user_catalogue]
         self.item_text = TextTable(self.item_catalogue if item_catalogue is not None
-                                   else self.item_vocabulary, self.text_dim, name="item_text")
+                                   else self.item_vocabulary, self.text_dim, name="item_text",
+                                   dtype="float32")
         self.user_text = TextTable(self.user_catalogue if user_catalogue is not None
-                                   else self.user_vocabulary, self.text_dim, name="user_text")
+                                   else self.user_vocabulary, self.text_dim, name="user_text",
+                                   dtype="float32")
         self.item_index = id_rows(self.item_vocabulary)
         self.user_index = id_rows(self.user_vocabulary)
         # Catalogue row → id, for a stored history (kept as rows).
@@ -188,7 +192,7 @@ class Preprocessor(tf.keras.layers.Layer):
             (history,) = compact_history(history, self.max_history)
             request_rows = self.item_text.rows(history)
             history_rating = self._stored_rating_of(request_rows, stored_rows, stored_rating)
-        else:
+        else:  # Keras casts a float16 model's float inputs to float16.
             history, history_rating = compact_history(
                 history, self.max_history, tf.cast(history_rating, tf.float32))
             request_rows = self.item_text.rows(history)

@@ -4,17 +4,20 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_profiles.features.spec import PADDING_ID
+
 
 def id_rows(ids: Sequence[str]) -> tf.lookup.StaticHashTable:
     """A table mapping ``ids[i]`` to i + 1 and every other string to 0.
 
-    A hash table rather than StringLookup: it takes an empty id list (an
-    export of an empty store), and its default row is our "not held" row.
+    A hash table rather than StringLookup: its default row is our "not held"
+    row. The padding id maps to 0 explicitly, which also keeps the table
+    non-empty for an empty id list (an export of an empty store).
     """
     return tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(
-            tf.constant(list(ids), tf.string, shape=[len(ids)]),
-            tf.range(1, len(ids) + 1, dtype=tf.int64)),
+            tf.constant([PADDING_ID] + list(ids), tf.string, shape=[len(ids) + 1]),
+            tf.range(len(ids) + 1, dtype=tf.int64)),
         default_value=0)
 
 

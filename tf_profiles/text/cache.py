@@ -28,7 +28,10 @@ def encoder_key(encoder: TextEncoder) -> str:
     never hands it the frozen checkpoint's vectors.
     """
     digest = hashlib.sha256(f"{encoder.max_length}|{encoder.normalize}".encode())
-    for weight in encoder.weights:
+    # In a fixed order: Keras lists trainable weights first, so the order
+    # would follow trainable_layers. The first name part is the instance's
+    # ("tf_bert_model_3"), not the weight's.
+    for weight in sorted(encoder.weights, key=lambda w: w.name.split("/", 1)[-1]):
         digest.update(np.ascontiguousarray(weight.numpy()))
     return digest.hexdigest()[:16]
 
