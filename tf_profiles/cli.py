@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 
@@ -22,7 +21,7 @@ def _data(args):
 
 def _train(args):
     from tf_profiles.data.loaders import load_dataset
-    from tf_profiles.training.config import TrainConfig
+    from tf_profiles.bundle.config import TrainConfig
     from tf_profiles.training.distribute import make_strategy
     from tf_profiles.training.trainer import train
 
@@ -108,21 +107,12 @@ def _query(args):
 
 
 def _ingest(args):
-    from tf_profiles.data.loaders import load_items, load_users
-    from tf_profiles.store.ingest import ingest_file
+    from tf_profiles.store.ingest import ingest
     from tf_profiles.store.store import ProfileStore
 
     with ProfileStore(args.store) as store:
-        if args.items:
-            store.upsert_items(load_items(args.items))
-        if args.users:
-            store.upsert_users(load_users(args.users))
-        report = ingest_file(store, args.file, batch_size=args.batch_size)
-    print(f"{args.file}: {report.summary()}")
-    for line, column, reason in report.rejected[:args.show_rejected]:
-        print(f"  line {line}, column {column!r}: {reason}")
-    if len(report.rejected) > args.show_rejected:
-        print(f"  ... {len(report.rejected) - args.show_rejected} more")
+        report = ingest(store, args.file, args.items, args.users, batch_size=args.batch_size)
+    print("\n".join(report.lines(args.file, args.show_rejected)))
 
 
 def _delete_user(args):
@@ -151,25 +141,18 @@ def _refresh(args):
 
 
 def _update(args):
-    from tf_profiles.profiles.refresh import refresh_profiles
-    from tf_profiles.serving.export import export_model
+    from tf_profiles.serving.publish import Finetuning, update
     from tf_profiles.store.store import ProfileStore
-    from tf_profiles.training.finetune import finetune
 
-    _ingest(args)
-    model, refused = args.model, False
+    finetuning = (Finetuning(Path(args.finetune_output), args.epochs, args.learning_rate,
+                             args.max_ndcg_drop) if args.finetune_output else None)
     with ProfileStore(args.store) as store:
-        print(refresh_profiles(store, _builder(args, store), args.refresh_batch_size).summary())
-        if args.finetune_output:
-            report = finetune(args.model, store.events(), args.finetune_output,
-                              epochs=args.epochs, learning_rate=args.learning_rate,
-                              max_ndcg_drop=args.max_ndcg_drop)
-            refused = not report.accepted
-            model = args.model if refused else args.finetune_output
-        if args.export_base:
-            export_model(model, args.export_base, k=args.k, store=store,
-                         half_life_days=args.half_life_days, cache_dir=args.cache_dir)
-    if refused:
+        report = update(store, args.file, args.model, args.half_life_days, items=args.items,
+                        users=args.users, batch_size=args.batch_size,
+                        show_rejected=args.show_rejected,
+                        refresh_batch_size=args.refresh_batch_size, cache_dir=args.cache_dir,
+                        export_base=args.export_base, k=args.k, finetuning=finetuning)
+    if report.refused:
         print(f"the fine-tuned model in {args.finetune_output} was not published; "
               f"the served profiles are refreshed with {args.model}", file=sys.stderr)
         return 3
@@ -177,34 +160,13 @@ def _update(args):
 
 
 def _profile_show(args):
-    from tf_profiles.profiles.plots import plot_interest_timeline
-    from tf_profiles.profiles.timeline import interest_timeline
+    from tf_profiles.profiles.show import profile_lines, write_interest_chart
     from tf_profiles.store.store import ProfileStore
 
-    with ProfileStore(args.store) as store:
-        store.check_user(args.user_id)
-        events = store.events([args.user_id])
-        profile = store.profiles([args.user_id])
-        attributes = store.user_attributes([args.user_id])[0]
-        stale = store.is_stale(args.user_id)
-        timeline = interest_timeline(events, store.items(), args.half_life_days)
-    print(f"user {args.user_id}: {len(events)} events")
-    if attributes:
-        print("attributes: " + ", ".join(f"{k}={v}" for k, v in attributes.items()))
-    if profile.empty:
-        print("no stored profile yet (run `tf-profiles refresh`)")
-    else:
-        row = profile.iloc[0]
-        updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(row["updated_at"]))
-        print(f"profile (updated {updated}, model {row['model_key']}"
-              f"{', STALE: newer events or attributes not refreshed yet' if stale else ''}):")
-        print(f"  {row['description']}")
-        print("  interests: " + (", ".join(f"{t} {w:.2f}" for t, w in row["interests"])
-                                 or "none yet"))
-        print(f"  embedding: {len(row['embedding'])} floats, norm "
-              f"{float((row['embedding'] ** 2).sum() ** 0.5):.3f}")
     png = Path(args.png or f"profile_{args.user_id}.png")
-    plot_interest_timeline(timeline, png, f"interests of user {args.user_id} over time")
+    with ProfileStore(args.store) as store:
+        print("\n".join(profile_lines(store, args.user_id)))
+        write_interest_chart(store, args.user_id, png, args.half_life_days)
     print(f"chart: {png}")
 
 
@@ -219,11 +181,9 @@ def _explain(args):
           else explanation.summary())
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tf-profiles", description="User profiles for recommenders with a language model.")
-    commands = parser.add_subparsers(dest="command", required=True)
+# === The parser: one function per subcommand ===
 
+def _add_data(commands):
     data = commands.add_parser("data", help="write a built-in dataset in the generic format")
     data.add_argument("name", choices=["ml-100k"])
     data.add_argument("--out", required=True, help="folder for interactions/items/users.csv")
@@ -231,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "(default: inside the installed recbole wheel)")
     data.set_defaults(run=_data)
 
+
+def _add_train(commands):
     train = commands.add_parser("train", help="train a two-tower model")
     train.add_argument("--interactions", required=True, help="user_id,item_id,timestamp[,rating]")
     train.add_argument("--items", required=True, help="item_id,title[,description][,tags]")
@@ -251,12 +213,16 @@ def build_parser() -> argparse.ArgumentParser:
                        "local GPU, or the workers of TF_CONFIG (docs/distributed_training.md)")
     train.set_defaults(run=_train)
 
+
+def _add_evaluate(commands):
     evaluate = commands.add_parser("evaluate", help="full-ranking evaluation with baselines")
     evaluate.add_argument("--model", required=True, help="model folder written by train")
     evaluate.add_argument("--output", help="where evaluation.{md,json,png} go (default: --model)")
     evaluate.add_argument("--no-baselines", action="store_true")
     evaluate.set_defaults(run=_evaluate)
 
+
+def _add_export(commands):
     export = commands.add_parser("export", help="write a versioned SavedModel for TF Serving")
     export.add_argument("--model", required=True, help="model folder written by train")
     export.add_argument("--export-base", required=True, help="e.g. saved_models/NAME")
@@ -269,6 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the model's training data)")
     export.set_defaults(run=_export)
 
+
+def _add_export_shards(commands):
     shards = commands.add_parser(
         "export-shards", help="index-only SavedModels over slices of the catalogue "
                               "(sharded retrieval; the client merges)")
@@ -287,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     shards.add_argument("--cache-dir", help="text-embedding cache for the store's new items")
     shards.set_defaults(run=_export_shards)
 
+
+def _add_serve(commands):
     serve = commands.add_parser(
         "serve", help="local PredictionService for development (production: TF Serving)")
     serve.add_argument("--model-name")
@@ -297,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0)
     serve.set_defaults(run=_serve)
 
+
+def _add_query(commands):
     query = commands.add_parser("query", help="ask a running server (TF Serving or local)")
     query.add_argument("what", choices=["lookup", "recommend", "status", "metadata"])
     query.add_argument("ids", nargs="*", help="user ids")
@@ -311,44 +283,55 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--max-batch-size", type=int, default=256)
     query.set_defaults(run=_query)
 
+
+def _add_ingest_files(command):
+    """The catalogue files and batching that ``ingest`` and ``update`` share."""
+    command.add_argument("--items", help="items file to add or update first")
+    command.add_argument("--users", help="users file to add or update first")
+    command.add_argument("--batch-size", type=int, default=10_000, help="events per transaction")
+    command.add_argument("--show-rejected", type=int, default=20)
+
+
+def _add_ingest(commands):
     ingest = commands.add_parser("ingest", help="add events to the profile store")
     ingest.add_argument("file", help="user_id,item_id,timestamp[,rating][,event_id]")
     ingest.add_argument("--store", required=True, help="SQLite file (created if missing)")
-    ingest.add_argument("--items", help="items file to add or update first")
-    ingest.add_argument("--users", help="users file to add or update first")
-    ingest.add_argument("--batch-size", type=int, default=10_000,
-                        help="events per transaction")
-    ingest.add_argument("--show-rejected", type=int, default=20)
+    _add_ingest_files(ingest)
     ingest.set_defaults(run=_ingest)
 
+
+def _add_delete_user(commands):
     delete = commands.add_parser("delete-user", help="remove a user's events and profile")
     delete.add_argument("user_id")
     delete.add_argument("--store", required=True)
     delete.set_defaults(run=_delete_user)
 
-    def model_and_store(command, model_required=True):
-        command.add_argument("--store", required=True, help="profile store (SQLite file)")
-        command.add_argument("--model", required=model_required,
-                             help="model folder written by train (or a fine-tune)")
-        command.add_argument("--half-life-days", type=float, default=90.0,
-                             help="recency decay of interests")
-        command.add_argument("--cache-dir", help="text-embedding cache for new texts")
 
+def _add_model_and_store(command):
+    """The flags every command that builds profiles from a model takes."""
+    command.add_argument("--store", required=True, help="profile store (SQLite file)")
+    command.add_argument("--model", required=True,
+                         help="model folder written by train (or a fine-tune)")
+    command.add_argument("--half-life-days", type=float, default=90.0,
+                         help="recency decay of interests")
+    command.add_argument("--cache-dir", help="text-embedding cache for new texts")
+
+
+def _add_refresh(commands):
     refresh = commands.add_parser(
         "refresh", help="fast path: recompute the profiles of users with new data (no training)")
-    model_and_store(refresh)
+    _add_model_and_store(refresh)
     refresh.add_argument("--all", action="store_true", help="recompute every profile")
     refresh.add_argument("--batch-size", type=int, default=2048, help="users per batch")
     refresh.set_defaults(run=_refresh)
 
+
+def _add_update(commands):
     update = commands.add_parser(
         "update", help="ingest → refresh profiles → (fine-tune) → publish a new version")
     update.add_argument("file", help="new events: user_id,item_id,timestamp[,rating][,event_id]")
-    model_and_store(update)
-    update.add_argument("--items", help="items file to add or update first")
-    update.add_argument("--users", help="users file to add or update first")
-    update.add_argument("--batch-size", type=int, default=10_000, help="events per transaction")
-    update.add_argument("--show-rejected", type=int, default=20)
+    _add_model_and_store(update)
+    _add_ingest_files(update)
     update.add_argument("--refresh-batch-size", type=int, default=2048)
     update.add_argument("--export-base", help="publish a new version here (e.g. saved_models/NAME)")
     update.add_argument("--k", type=int, default=100, help="items per recommendation")
@@ -361,6 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="refuse the fine-tuned model if held-out NDCG@10 falls more")
     update.set_defaults(run=_update)
 
+
+def _add_profile(commands):
     profile = commands.add_parser("profile", help="read a user's profile")
     profile_commands = profile.add_subparsers(dest="profile_command", required=True)
     show = profile_commands.add_parser(
@@ -371,13 +356,25 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--half-life-days", type=float, default=90.0)
     show.set_defaults(run=_profile_show)
 
+
+def _add_explain(commands):
     why = commands.add_parser("explain", help="why an item is recommended to a user")
     why.add_argument("user_id")
     why.add_argument("item_id")
-    model_and_store(why)
+    _add_model_and_store(why)
     why.add_argument("--top", type=int, default=3, help="history items shown")
     why.add_argument("--json", action="store_true")
     why.set_defaults(run=_explain)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tf-profiles", description="User profiles for recommenders with a language model.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_data, _add_train, _add_evaluate, _add_export, _add_export_shards,
+                _add_serve, _add_query, _add_ingest, _add_delete_user, _add_refresh,
+                _add_update, _add_profile, _add_explain):
+        add(commands)
     return parser
 
 

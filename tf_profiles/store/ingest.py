@@ -10,7 +10,8 @@ from typing import List, Tuple
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data.loaders import DataError, line_number, parse_timestamps, read_table
+from tf_profiles.data.loaders import (DataError, line_number, load_items, load_users,
+                                     parse_timestamps, read_table)
 from tf_profiles.store.store import ProfileStore, event_key
 
 REQUIRED = ("user_id", "item_id", "timestamp")
@@ -33,12 +34,36 @@ class IngestReport:
         return (f"{self.inserted} inserted, {self.duplicates} already stored, "
                 f"{len(self.rejected)} rejected")
 
+    def lines(self, path, show_rejected: int = 20) -> List[str]:
+        """The summary for ``path``, then the first ``show_rejected`` rejected rows."""
+        lines = [f"{path}: {self.summary()}"]
+        lines += [f"  line {line}, column {column!r}: {reason}"
+                  for line, column, reason in self.rejected[:show_rejected]]
+        if len(self.rejected) > show_rejected:
+            lines.append(f"  ... {len(self.rejected) - show_rejected} more")
+        return lines
+
 
 def _reject(report, frame, mask, path, column, reason):
     mask = mask.fillna(True).astype(bool)
     for position in np.flatnonzero(mask.to_numpy()):
         report.rejected.append((line_number(path, int(frame.index[position])), column, reason))
     return frame[~mask]
+
+
+def ingest(store: ProfileStore, events, items=None, users=None,
+           batch_size: int = 10_000) -> IngestReport:
+    """Adds or updates the ``items`` and ``users`` files (if given), then
+    stores the good rows of ``events`` (see :func:`ingest_file`).
+
+    Raises:
+      DataError: a file is missing, unreadable, empty or lacks a column.
+    """
+    if items:
+        store.upsert_items(load_items(items))
+    if users:
+        store.upsert_users(load_users(users))
+    return ingest_file(store, events, batch_size=batch_size)
 
 
 def ingest_file(store: ProfileStore, path, batch_size: int = 10_000) -> IngestReport:

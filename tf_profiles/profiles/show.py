@@ -1,0 +1,45 @@
+"""A stored profile for a person to read: text lines and a chart of interests over time.
+
+``tf-profiles profile show`` prints :func:`profile_lines` and writes
+:func:`write_interest_chart`; both read the store only.
+"""
+import time
+from pathlib import Path
+from typing import List
+
+from tf_profiles.profiles.plots import plot_interest_timeline
+from tf_profiles.profiles.timeline import interest_timeline
+from tf_profiles.store.store import ProfileStore
+
+
+def profile_lines(store: ProfileStore, user_id: str) -> List[str]:
+    """The user's event count, attributes and stored profile, one line each.
+
+    Raises:
+      ValueError: the store has no events or attributes of ``user_id``.
+    """
+    store.check_user(user_id)
+    lines = [f"user {user_id}: {len(store.events([user_id]))} events"]
+    attributes = store.user_attributes([user_id])[0]
+    if attributes:
+        lines.append("attributes: " + ", ".join(f"{k}={v}" for k, v in attributes.items()))
+    profile = store.profiles([user_id])
+    if profile.empty:
+        return lines + ["no stored profile yet (run `tf-profiles refresh`)"]
+    row = profile.iloc[0]
+    updated = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(row["updated_at"]))
+    stale = store.is_stale(user_id)
+    return lines + [
+        f"profile (updated {updated}, model {row['model_key']}"
+        f"{', STALE: newer events or attributes not refreshed yet' if stale else ''}):",
+        f"  {row['description']}",
+        "  interests: " + (", ".join(f"{t} {w:.2f}" for t, w in row["interests"]) or "none yet"),
+        f"  embedding: {len(row['embedding'])} floats, norm "
+        f"{float((row['embedding'] ** 2).sum() ** 0.5):.3f}"]
+
+
+def write_interest_chart(store: ProfileStore, user_id: str, png: Path,
+                         half_life_days: float = 90.0):
+    """Writes ``png``: the user's interest weights over time, from the stored events."""
+    timeline = interest_timeline(store.events([user_id]), store.items(), half_life_days)
+    plot_interest_timeline(timeline, png, f"interests of user {user_id} over time")
