@@ -40,7 +40,7 @@ from tf_profiles.serving.catalogue import (stream_item_embeddings, stream_rows, 
 from tf_profiles.serving.export import export_model  # noqa: E402
 from tf_profiles.text.encoder import TextEncoder  # noqa: E402
 from tf_profiles.text.render import render_item_text  # noqa: E402
-from tf_profiles.training.artifacts import ModelDir  # noqa: E402
+from tf_profiles.bundle.model_dir import ModelDir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks" / "large_catalogue"

@@ -19,7 +19,7 @@ import tf_profiles  # noqa: F401  (Keras 2 before TensorFlow)
 from tf_profiles.data.loaders import load_dataset
 from tf_profiles.data.movielens import convert_ml100k
 from tf_profiles.evaluation.evaluate import HEADLINE, evaluate, markdown_table
-from tf_profiles.training.config import TrainConfig
+from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.training.trainer import train
 
 ROOT = Path(__file__).resolve().parent.parent

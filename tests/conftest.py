@@ -15,7 +15,6 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-import tensorflow as tf  # noqa: E402
 import transformers  # noqa: E402
 
 TINY_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "man", "is", "eating",
@@ -104,17 +103,22 @@ def read_json(path):
     return json.loads(Path(path).read_text())
 
 
+def train_tiny(root: Path, tiny_bert: Path, **overrides) -> Path:
+    """Trains a tiny model on ``write_tiny_dataset(root / "data")`` into ``root / "model"``."""
+    from tf_profiles.bundle.config import TrainConfig
+    from tf_profiles.data.loaders import load_dataset
+    from tf_profiles.training.trainer import train
+
+    paths = write_tiny_dataset(root / "data")
+    dataset = load_dataset(paths["interactions"], paths["items"], paths["users"])
+    values = dict(epochs=2, batch_size=16, embedding_dim=8, max_history=4, num_layers=1,
+                  encoder=str(tiny_bert), text_max_length=16)
+    values.update(overrides)
+    train(dataset, TrainConfig(**values), root / "model", cache_dir=root / "cache")
+    return root / "model"
+
+
 @pytest.fixture(scope="session")
 def trained_model(tiny_bert, tmp_path_factory):
     """A tiny trained model folder; its data files are in ``../data``."""
-    from tf_profiles.data.loaders import load_dataset
-    from tf_profiles.bundle.config import TrainConfig
-    from tf_profiles.training.trainer import train
-
-    root = tmp_path_factory.mktemp("served")
-    paths = write_tiny_dataset(root / "data")
-    dataset = load_dataset(paths["interactions"], paths["items"], paths["users"])
-    config = TrainConfig(epochs=2, batch_size=16, embedding_dim=8, max_history=4, num_layers=1,
-                         encoder=str(tiny_bert), text_max_length=16)
-    train(dataset, config, root / "model", cache_dir=root / "cache")
-    return root / "model"
+    return train_tiny(tmp_path_factory.mktemp("served"), tiny_bert)

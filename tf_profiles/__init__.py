@@ -27,5 +27,6 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "DataError", "Dataset", "Explanation", "ItemTower", "Preprocessor",
     "ProfileBuilder", "ProfileStore", "TextEncoder", "TrainConfig", "TwoTowerModel", "UserTower",
-    "explain", "ingest_file", "load_dataset", "refresh_profiles", "render_item_text", "render_user_text",
+    "explain", "ingest_file", "load_dataset", "refresh_profiles", "render_item_text",
+    "render_user_text",
 ]

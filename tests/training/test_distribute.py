@@ -12,8 +12,8 @@ import tensorflow as tf
 
 from tf_profiles.cli import main
 from tf_profiles.data.loaders import load_dataset
-from tf_profiles.training.artifacts import ModelDir
-from tf_profiles.training.config import TrainConfig
+from tf_profiles.bundle.model_dir import ModelDir
+from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.training.distribute import local_tf_configs, make_strategy
 from tf_profiles.training.trainer import train
 

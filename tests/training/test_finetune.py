@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tf_profiles.training.artifacts import ModelDir
+from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.training.finetune import finetune, new_events
 
 

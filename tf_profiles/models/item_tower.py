@@ -26,10 +26,8 @@ class ItemTower(tf.keras.Model):
     def __init__(self, vocabulary_size: int, text_dim: int, embedding_dim: int = 64,
                  id_dropout: float = 0.1, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary_size = int(vocabulary_size)
-        self.text_dim = int(text_dim)
-        self.embedding_dim = int(embedding_dim)
-        self.id_dropout = id_dropout
+        self.vocabulary_size, self.text_dim = int(vocabulary_size), int(text_dim)
+        self.embedding_dim, self.id_dropout = int(embedding_dim), id_dropout
         self.id_embedding = tf.keras.layers.Embedding(self.vocabulary_size + 1, embedding_dim)
         self.text_projection = tf.keras.Sequential([
             tf.keras.layers.Dense(2 * embedding_dim, activation="gelu"),

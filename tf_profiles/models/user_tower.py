@@ -33,13 +33,9 @@ class UserTower(tf.keras.Model):
                  max_history: int = 50, num_layers: int = 2, num_heads: int = 2,
                  dropout: float = 0.2, **kwargs):
         super().__init__(**kwargs)
-        self.vocabulary_size = int(vocabulary_size)
-        self.text_dim = int(text_dim)
-        self.embedding_dim = int(embedding_dim)
-        self.max_history = max_history
-        self.num_layers = num_layers
-        self.num_heads = num_heads
-        self.dropout = dropout
+        self.vocabulary_size, self.text_dim = int(vocabulary_size), int(text_dim)
+        self.embedding_dim, self.max_history = int(embedding_dim), max_history
+        self.num_layers, self.num_heads, self.dropout = num_layers, num_heads, dropout
         self.id_embedding = tf.keras.layers.Embedding(self.vocabulary_size + 1, embedding_dim)
         self.text_projection = tf.keras.layers.Dense(embedding_dim, name="text_projection")
         self.recency_embedding = tf.keras.layers.Embedding(max_history, embedding_dim)

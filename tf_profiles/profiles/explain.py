@@ -86,7 +86,8 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
     shared = [(str(tag), float(weight)) for tag, weight in
               zip(profile["interests"][0], profile["interest_weights"][0]) if tag in tags]
     return Explanation(
-        user_id, item_id, str(titles[row]), float(scores[row]), rank, int(np.isfinite(unseen).sum()),
+        user_id, item_id, str(titles[row]), float(scores[row]), rank,
+        int(np.isfinite(unseen).sum()),
         [(str(history_ids[i]), str(titles[history_rows[i]]), float(ratings[i]),
           float(similarity[i])) for i in order],
         shared, str(profile["profile_text"][0]))
