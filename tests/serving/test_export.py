@@ -17,6 +17,7 @@ from tf_profiles.serving.configs import allowed_batch_sizes
 from tf_profiles.serving.export import export_model, next_version
 
 from tests.conftest import read_json
+from tests.harness import check_servable
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +106,14 @@ def test_user_embedding_equals_the_keras_model(loaded, model, rating_of):
             [[rating_of(u, i) if i else 0.0 for i in row] for u, row in zip(users, history)]),
         spec.USER_TEXT: tf.constant(["", ""])}).numpy()
     np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def test_the_servable_answers_like_the_trained_model(loaded, model):
+    # Users and items the training data never had: no stored state differs.
+    check_servable(loaded, model, [
+        {"user_id": ["new-1", "new-2"], "history": [["i1", "", "i2"], ["", "", ""]],
+         "user_text": ["", "likes drama"]}],
+        [{"item_id": ["i1", "new"], "item_text": ["", "star wars drama"]}])
 
 
 def test_item_embedding_equals_the_keras_model_and_new_items_embed_by_text(loaded, model):

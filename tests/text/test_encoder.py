@@ -1,10 +1,10 @@
-import json
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from tf_profiles.text.encoder import CheckpointError, TextEncoder
+
+from tests.harness import check_config, check_save_load
 
 
 def test_tiny_checkpoint_encodes_strings_to_unit_vectors(tiny_bert):
@@ -35,14 +35,14 @@ def test_trainable_layers_freeze_the_rest(tiny_bert):
     assert not TextEncoder.from_checkpoint(tiny_bert).trainable_weights
 
 
-def test_config_round_trip(tiny_bert):
+def test_config_round_trip(tiny_bert, tmp_path):
     encoder = TextEncoder.from_checkpoint(tiny_bert, max_length=12)
-    config = encoder.get_config()
-    json.dumps(config)
-    clone = TextEncoder.from_config(config)
+    check_config(encoder)
+    clone = TextEncoder.from_config(encoder.get_config())
     clone.set_weights(encoder.get_weights())
     texts = tf.constant(["a man is eating bread", "drama"])
     np.testing.assert_allclose(clone(texts).numpy(), encoder(texts).numpy(), atol=1e-6)
+    check_save_load(encoder, texts, tmp_path / "encoder.keras")
 
 
 def test_missing_files_are_named(tmp_path):

@@ -6,7 +6,9 @@
     DIR/split/                 train/valid/test events and candidates
     DIR/catalogue/             items and users with rendered text and their
                                embeddings by the model's encoder
-    DIR/checkpoints/, logs/    per-epoch weights, TensorBoard
+    DIR/checkpoints/           per-epoch tf.train.Checkpoint of the towers (and of a
+                               fine-tuned encoder): epoch-NNN.index/.data-*
+    DIR/logs/                  TensorBoard
     DIR/backup/                the training state while training runs (resume
                                after a restart; emptied when training ends)
     DIR/metrics.json, training_curves.png

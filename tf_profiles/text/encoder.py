@@ -183,10 +183,9 @@ class TextEncoder(tf.keras.layers.Layer):
         return pooled
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            # Keras wraps dict/list attributes for tracking; JSON needs plain ones.
-            bert_config=dict(self.bert_config), vocab=list(self.vocab),
-            do_lower_case=self.do_lower_case, max_length=self.max_length,
-            normalize=self.normalize, trainable_layers=self.trainable_layers)
-        return config
+        # Exactly the constructor's arguments. Keras wraps dict/list
+        # attributes for tracking; JSON needs plain ones.
+        return {"bert_config": dict(self.bert_config), "vocab": list(self.vocab),
+                "do_lower_case": self.do_lower_case, "max_length": self.max_length,
+                "normalize": self.normalize, "trainable_layers": self.trainable_layers,
+                "name": self.name}

@@ -89,6 +89,26 @@ class EpochTimes(tf.keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.started)
 
 
+class TrainedWeightsCheckpoint(tf.keras.callbacks.Callback):
+    """After each epoch, ``directory/epoch-NNN``: a ``tf.train.Checkpoint`` of what
+    training changes — the towers, and the encoder when it is fine-tuned.
+
+    Keras's ModelCheckpoint would write every weight each epoch, the frozen
+    encoder's too (~90 MB for MiniLM); it is saved once, in model.keras.
+    Restore with ``tf.train.Checkpoint(user_tower=..., item_tower=...).read(path)``.
+    """
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        self.directory = directory
+
+    def on_epoch_end(self, epoch, logs=None):
+        parts = {"user_tower": self.model.user_tower, "item_tower": self.model.item_tower}
+        if self.model.preprocessor.encoder.trainable_weights:
+            parts["encoder"] = self.model.preprocessor.encoder
+        tf.train.Checkpoint(**parts).write(str(self.directory / f"epoch-{epoch + 1:03d}"))
+
+
 def input_pipeline(examples, batch_size, seed):
     """Shuffled batches of raw examples (the model's Preprocessor runs in the step)."""
     tensors = {key: value.astype(str) if value.dtype == object else value
@@ -138,17 +158,7 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     catalogue = build_catalogue(dataset, encoder, cache_dir)
     catalogue.save(target.catalogue_dir)
 
-    examples = training_examples(split.train, config.max_history)
-    if finetuning:
-        # Candidate and user texts go through the trainable encoder in the
-        # step; history items keep their stored embeddings (encoding B × H
-        # texts per step would multiply the cost by H).
-        text_of_item = dict(zip(catalogue.items["item_id"], catalogue.items["text"]))
-        text_of_user = dict(zip(catalogue.users["user_id"], catalogue.users["text"]))
-        examples[spec.ITEM_TEXT] = np.array([text_of_item[i] for i in examples[spec.ITEM_ID]],
-                                            object)
-        examples[spec.USER_TEXT] = np.array(
-            [text_of_user.get(u, "") for u in examples[spec.USER_ID]], object)
+    examples = _examples(split, catalogue, config.max_history, with_text=finetuning)
 
     # Seeded here, after the text embeddings: whether they came from the cache
     # or were computed must not change the model's random state.
@@ -164,20 +174,7 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
         model.build_from_config(model.get_build_config())
 
     epoch_times = EpochTimes()
-    callbacks = [
-        epoch_times,
-        tf.keras.callbacks.TensorBoard(log_dir=str(target.log_dir)),
-        tf.keras.callbacks.ModelCheckpoint(
-            str(target.checkpoint_dir / "epoch-{epoch:03d}.weights.h5"),
-            save_weights_only=True),
-        # Every worker restores from the chief's backup in the real folder
-        # (shared storage on a cluster), not from its own writing folder.
-        tf.keras.callbacks.BackupAndRestore(str(ModelDir(Path(output_dir)).backup_dir)),
-    ]
-    if len(split.valid) and is_chief(strategy):
-        # On the chief only: it calls the towers directly (no collective ops),
-        # so the other workers just wait at the next step's gradient sum.
-        callbacks.insert(1, ValidationCallback(eval_rows(split, "valid", config.max_history)))
+    callbacks = _callbacks(target, Path(output_dir), split, config, strategy, epoch_times)
     started = time.perf_counter()
     history = model.fit(input_pipeline(examples, config.batch_size, config.seed),
                         epochs=config.epochs, callbacks=callbacks, verbose=1)
@@ -203,6 +200,38 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     plot_training_curves(metrics["history"], target.curves_file)
     remove_writing_dir(target.path, strategy)
     return metrics
+
+
+def _examples(split, catalogue: Catalogue, max_history: int, with_text: bool) -> dict:
+    examples = training_examples(split.train, max_history)
+    if with_text:
+        # Candidate and user texts go through the trainable encoder in the
+        # step; history items keep their stored embeddings (encoding B × H
+        # texts per step would multiply the cost by H).
+        text_of_item = dict(zip(catalogue.items["item_id"], catalogue.items["text"]))
+        text_of_user = dict(zip(catalogue.users["user_id"], catalogue.users["text"]))
+        examples[spec.ITEM_TEXT] = np.array([text_of_item[i] for i in examples[spec.ITEM_ID]],
+                                            object)
+        examples[spec.USER_TEXT] = np.array(
+            [text_of_user.get(u, "") for u in examples[spec.USER_ID]], object)
+    return examples
+
+
+def _callbacks(target: ModelDir, output_dir: Path, split, config: TrainConfig, strategy,
+               epoch_times: EpochTimes) -> list:
+    callbacks = [
+        epoch_times,
+        tf.keras.callbacks.TensorBoard(log_dir=str(target.log_dir)),
+        TrainedWeightsCheckpoint(target.checkpoint_dir),
+        # Every worker restores from the chief's backup in the real folder
+        # (shared storage on a cluster), not from its own writing folder.
+        tf.keras.callbacks.BackupAndRestore(str(ModelDir(output_dir).backup_dir)),
+    ]
+    if len(split.valid) and is_chief(strategy):
+        # On the chief only: it calls the towers directly (no collective ops),
+        # so the other workers just wait at the next step's gradient sum.
+        callbacks.insert(1, ValidationCallback(eval_rows(split, "valid", config.max_history)))
+    return callbacks
 
 
 def _reembed(catalogue: Catalogue, preprocessor: Preprocessor, cache_dir) -> Catalogue:
