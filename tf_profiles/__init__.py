@@ -17,6 +17,7 @@ from tf_profiles.models.user_tower import UserTower
 from tf_profiles.profiles.builder import ProfileBuilder
 from tf_profiles.profiles.explain import Explanation, explain
 from tf_profiles.profiles.refresh import refresh_profiles
+from tf_profiles.serving.compat import load_servable
 from tf_profiles.store.ingest import ingest_file
 from tf_profiles.store.store import ProfileStore
 from tf_profiles.text.encoder import CheckpointError, TextEncoder
@@ -27,6 +28,6 @@ __version__ = "0.1.0"
 __all__ = [
     "CheckpointError", "DataError", "Dataset", "Explanation", "ItemTower", "Preprocessor",
     "ProfileBuilder", "ProfileStore", "TextEncoder", "TrainConfig", "TwoTowerModel", "UserTower",
-    "explain", "ingest_file", "load_dataset", "refresh_profiles", "render_item_text",
-    "render_user_text",
+    "explain", "ingest_file", "load_dataset", "load_servable", "refresh_profiles",
+    "render_item_text", "render_user_text",
 ]

@@ -54,7 +54,8 @@ def _export(args):
 
     with ProfileStore(args.store) if args.store else contextlib.nullcontext() as store:
         export_model(args.model, args.export_base, version=args.version, k=args.k,
-                     float16=args.float16, max_batch_size=args.max_batch_size, store=store)
+                     float16=args.float16, max_batch_size=args.max_batch_size, store=store,
+                     serving_version=args.serving_version)
 
 
 def _export_shards(args):
@@ -67,6 +68,14 @@ def _export_shards(args):
     export_shards(builder.items["item_id"].tolist(), builder.item_embeddings(),
                   args.export_base, args.name, args.shards, k=args.k, version=args.version,
                   main_model=args.main_model, models_root=args.models_root)
+
+
+def _check_serving(args):
+    from tf_profiles.serving.compat import check_serving
+
+    problems = check_serving(args.dir, args.tf_version, static_only=args.static_only,
+                             cache_dir=args.cache_dir)
+    return 1 if problems else 0
 
 
 def _serve(args):
@@ -233,6 +242,9 @@ def _add_export(commands):
                         help="max_batch_size written to the batching parameters")
     export.add_argument("--store", help="serve the events and users of this profile store "
                         "(default: the model's training data)")
+    export.add_argument("--serving-version", help="TF Serving release X.Y.Z the docker and "
+                        "Kubernetes files run (default: the installed TensorFlow's X.Y.0); "
+                        "an older one must pass check-serving first")
     export.set_defaults(run=_export)
 
 
@@ -254,6 +266,20 @@ def _add_export_shards(commands):
                         help="where TF Serving finds the models (models.config paths)")
     shards.add_argument("--cache-dir", help="text-embedding cache for the store's new items")
     shards.set_defaults(run=_export_shards)
+
+
+def _add_check_serving(commands):
+    check = commands.add_parser(
+        "check-serving", help="can TF Serving X load and answer this export? (ops and "
+                              "attributes, then its warm-up requests replayed in TensorFlow X)")
+    check.add_argument("dir", help="an export version folder, or its base (the newest version)")
+    check.add_argument("--tf-version", help="X.Y.Z of TF Serving and the TensorFlow it is built "
+                       "on (default: the installed TensorFlow)")
+    check.add_argument("--static-only", action="store_true",
+                       help="ops and attributes only, no replay")
+    check.add_argument("--cache-dir", help="where the TensorFlow X virtualenvs are kept "
+                       "(default $TF_PROFILES_CACHE or ~/.cache/tf_profiles)")
+    check.set_defaults(run=_check_serving)
 
 
 def _add_serve(commands):
@@ -372,8 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tf-profiles", description="User profiles for recommenders with a language model.")
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_data, _add_train, _add_evaluate, _add_export, _add_export_shards,
-                _add_serve, _add_query, _add_ingest, _add_delete_user, _add_refresh,
-                _add_update, _add_profile, _add_explain):
+                _add_check_serving, _add_serve, _add_query, _add_ingest, _add_delete_user,
+                _add_refresh, _add_update, _add_profile, _add_explain):
         add(commands)
     return parser
 

@@ -12,8 +12,8 @@ from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.features import spec
 from tf_profiles.features.examples import latest_histories
 from tf_profiles.features.spec import SIGNATURES
-from tf_profiles.serving import warmup
-from tf_profiles.serving.configs import allowed_batch_sizes
+from tf_profiles.serving import compat, warmup
+from tf_profiles.serving.configs import allowed_batch_sizes, matching_serving_version
 from tf_profiles.serving.export import export_model, next_version
 
 from tests.conftest import read_json
@@ -200,6 +200,29 @@ def test_serving_configs(exported):
     assert "-gpu" in compose and "--enable_batching=true" in compose
     assert allowed_batch_sizes(256) == [8, 16, 32, 64, 128, 256]
     assert allowed_batch_sizes(100) == [8, 16, 32, 64, 100]
+
+
+def test_configs_run_the_tf_serving_release_of_the_exporting_tensorflow(
+        trained_model, exported, tmp_path, monkeypatch):
+    major, minor = (int(part) for part in tf.__version__.split(".")[:2])
+    assert matching_serving_version() == f"{major}.{minor}.0"
+    for name in ("docker-compose.yml", "kubernetes.yaml"):
+        text = (exported[0] / "serving" / name).read_text()
+        assert f"image: tensorflow/serving:{major}.{minor}.0-gpu" in text, name
+    # Another release on request; an older one only if check-serving passes.
+    monkeypatch.setattr(compat, "check_serving", lambda *_, **__: ["op Foo is not registered"])
+    newer, older = f"{major}.{minor + 1}.0", f"{major}.{minor - 1}.0"
+    export_model(trained_model, tmp_path / "newer", k=3, serving_version=newer,
+                 log=lambda _: None)
+    compose = (tmp_path / "newer" / "serving" / "docker-compose.yml").read_text()
+    assert f"image: tensorflow/serving:{newer}-gpu" in compose
+    with pytest.raises(ValueError, match=f"TF Serving {older} cannot serve an export written "
+                                         f"by TensorFlow {tf.__version__}: op Foo"):
+        export_model(trained_model, tmp_path / "older", k=3, serving_version=older,
+                     log=lambda _: None)
+    assert not list((tmp_path / "older").iterdir())  # neither the version nor the configs
+    with pytest.raises(ValueError, match=r"version '2\.19': expected X\.Y\.Z"):
+        export_model(trained_model, tmp_path / "bad", serving_version="2.19", log=lambda _: None)
 
 
 def test_float16_export_matches_float32(trained_model, exported, tmp_path, loaded):

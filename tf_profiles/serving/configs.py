@@ -5,8 +5,18 @@ GPUs (serving/batching_guide.md): num_batch_threads = the number of GPUs
 (or cores on CPU), a short batch_timeout_micros, max_enqueued_batches
 bounding the queue, allowed_batch_sizes ending at max_batch_size, and
 padding of variable-length inputs (the history) so batches can merge.
+
+The docker and Kubernetes files name the TF Serving release built on the
+exporting TensorFlow's major.minor: TF Serving X.Y is built with TensorFlow
+X.Y and has an X.Y.0 release for every TensorFlow minor release (as
+tensorflow-serving-api on PyPI shows), while an older server may lack ops or
+attributes the export uses (``tf-profiles check-serving``).
 """
+import re
 from pathlib import Path
+from typing import Optional, Tuple
+
+import tensorflow as tf
 
 MODELS_CONFIG = """model_config_list {{
   config {{
@@ -86,6 +96,25 @@ spec:
 """
 
 
+def parse_version(version: str) -> Tuple[int, int, int]:
+    """``"2.19.0"`` → ``(2, 19, 0)``.
+
+    Raises:
+      ValueError: not three dot-separated integers.
+    """
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        raise ValueError(f"version {version!r}: expected X.Y.Z, e.g. 2.19.0")
+    return tuple(int(part) for part in version.split("."))
+
+
+def matching_serving_version(tf_version: str = tf.__version__) -> str:
+    """The TF Serving release for exports of TensorFlow ``tf_version``: X.Y.0."""
+    major_minor = re.match(r"\d+\.\d+", tf_version)
+    if major_minor is None:
+        raise ValueError(f"TensorFlow version {tf_version!r}: expected X.Y...")
+    return f"{major_minor.group()}.0"
+
+
 def allowed_batch_sizes(max_batch_size: int):
     """Powers of two from 8, ending exactly at ``max_batch_size`` (TF Serving requires it)."""
     sizes, size = [], 8
@@ -97,8 +126,15 @@ def allowed_batch_sizes(max_batch_size: int):
 
 def write_serving_configs(directory: Path, name: str, max_batch_size: int = 256,
                           batch_timeout_micros: int = 2000, num_batch_threads: int = 1,
-                          max_enqueued_batches: int = 100, serving_version: str = "2.19.0"):
-    """Writes models.config, batching_parameters.txt, docker-compose.yml, kubernetes.yaml."""
+                          max_enqueued_batches: int = 100,
+                          serving_version: Optional[str] = None):
+    """Writes models.config, batching_parameters.txt, docker-compose.yml, kubernetes.yaml.
+
+    ``serving_version``: the ``tensorflow/serving:<version>-gpu`` image to
+    run; default: the release matching the installed TensorFlow.
+    """
+    serving_version = serving_version or matching_serving_version()
+    parse_version(serving_version)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     allowed = "\n".join(f"allowed_batch_sizes: {size}"

@@ -18,7 +18,9 @@ from tf_profiles.features.spec import FeatureSpec
 from tf_profiles.profiles.builder import ProfileBuilder
 from tf_profiles.profiles.refresh import profile_arrays, refresh_profiles
 from tf_profiles.serving import warmup
-from tf_profiles.serving.configs import write_serving_configs
+from tf_profiles.serving.compat import require_servable
+from tf_profiles.serving.configs import (matching_serving_version, parse_version,
+                                         write_serving_configs)
 from tf_profiles.serving.module import ServingModule
 
 METADATA_FILE = "tf_profiles.json"
@@ -94,7 +96,7 @@ def servable_model(builder: ProfileBuilder, profiles: dict, served_items=None):
 def export_model(model_dir, export_base, version: Optional[int] = None, k: int = 100,
                  float16: bool = False, half_life_days: float = 90.0,
                  max_batch_size: int = 256, store=None, cache_dir=None, log=print,
-                 served_items=None) -> Path:
+                 served_items=None, serving_version: Optional[str] = None) -> Path:
     """Writes ``export_base/<version>/`` atomically and the TF Serving configs.
 
     Args:
@@ -112,17 +114,24 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         :mod:`tf_profiles.serving.catalogue` (memory-mapped arrays are read
         once); it should hold the items of the served histories, since the
         user tower reads their text from it.
+      serving_version: the TF Serving release (X.Y.Z) the configs run;
+        default: the one matching the installed TensorFlow. An older release
+        must pass ``tf-profiles check-serving`` first (the version is not
+        published otherwise).
 
     Returns:
       The version folder.
 
     Raises:
-      ValueError: not a model folder, or the version exists already.
+      ValueError: not a model folder, the version exists already, or TF
+        Serving ``serving_version`` cannot serve it.
     """
     model_dir = ModelDir(Path(model_dir))
     model_dir.check()
     export_base = Path(export_base)
     version = next_version(export_base) if version is None else int(version)
+    serving_version = serving_version or matching_serving_version()
+    parse_version(serving_version)
     target = export_base / str(version)
     if version < 1 or target.exists():
         raise ValueError(f"{target}: version {version} exists already or is not ≥ 1; "
@@ -147,19 +156,21 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         "model_key": builder.model_key, "signatures": list(module.signatures()),
         "features": FeatureSpec(module.max_history, model.preprocessor.text_dim,
                                 module.embedding_dim).to_dict(),
-    })
+    }, check=lambda staging: require_servable(staging, serving_version, log=log))
     write_serving_configs(export_base / "serving", export_base.name,
-                          max_batch_size=max_batch_size)
+                          max_batch_size=max_batch_size, serving_version=serving_version)
     log(f"exported version {version} to {target} in {time.perf_counter() - started:.1f} s")
     return target
 
 
-def write_version(module: ServingModule, target: Path, warmup_requests: dict, metadata: dict):
+def write_version(module: ServingModule, target: Path, warmup_requests: dict, metadata: dict,
+                  check=None):
     """Saves ``module`` with its warm-up requests and metadata as ``target``, atomically.
 
     Written beside the final folder, then renamed: a server polling the base
     path sees the whole version or none of it (TF Serving ignores folder
-    names that are not integers).
+    names that are not integers). ``check(staging folder)`` runs before the
+    rename; if it raises, the version is not published.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".staging-{target.name}-{uuid.uuid4().hex[:8]}"
@@ -168,6 +179,8 @@ def write_version(module: ServingModule, target: Path, warmup_requests: dict, me
         extra = staging / "assets.extra"
         warmup.write_warmup(extra / warmup.WARMUP_FILE, target.parent.name, warmup_requests)
         (extra / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+        if check is not None:
+            check(staging)
         os.rename(staging, target)
     finally:
         if staging.exists():
