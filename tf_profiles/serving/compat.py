@@ -78,48 +78,91 @@ def op_defs(version: str, cache_dir: Optional[Path] = None, log=print) -> dict:
     return json.loads(cached.read_text())
 
 
-def _nodes(saved_model: saved_model_pb2.SavedModel):
-    """(where, NodeDef) for every node of every graph and library function."""
-    for meta_graph in saved_model.meta_graphs:
-        yield from (("graph", node) for node in meta_graph.graph_def.node)
-        for function in meta_graph.graph_def.library.function:
-            yield from ((f"function {function.signature.name}", node)
-                        for node in function.node_def)
+def _callees(node, library) -> List[str]:
+    """The library functions ``node`` calls: by op name or through function attributes."""
+    names = [node.op] if node.op in library else []
+    for value in node.attr.values():
+        names += [value.func.name] if value.HasField("func") else []
+        names += [function.name for function in value.list.func]
+    return names
+
+
+def _signature_reach(meta_graph) -> Dict[str, set]:
+    """{signature: the graph nodes and library functions its outputs run}, as
+    ("graph", node name) and ("function", function name)."""
+    library = {function.signature.name: function
+               for function in meta_graph.graph_def.library.function}
+    graph = {node.name: node for node in meta_graph.graph_def.node}
+    reach = {}
+    for name, signature in meta_graph.signature_def.items():
+        reached = set()
+        pending = [("graph", tensor.name.split(":")[0]) for tensor in signature.outputs.values()]
+        while pending:
+            place = pending.pop()
+            kind, key = place
+            if place in reached or key not in (graph if kind == "graph" else library):
+                continue
+            reached.add(place)
+            if kind == "graph":
+                pending += [("graph", i.lstrip("^").split(":")[0]) for i in graph[key].input]
+                pending += [("function", f) for f in _callees(graph[key], library)]
+            else:
+                pending += [("function", f) for node in library[key].node_def
+                            for f in _callees(node, library)]
+        reach[name] = reached
+    return reach
 
 
 def static_problems(export_dir, defs: dict) -> List[str]:
     """What keeps TensorFlow ``defs["tensorflow"]`` (see :func:`op_defs`) from
-    loading ``export_dir``: one message per op or (op, attribute), at its first node."""
+    loading ``export_dir``: one message per op or (op, attribute), naming its
+    first node and the signatures that run it (the load fails for all)."""
     saved_model = saved_model_pb2.SavedModel.FromString(
         (Path(export_dir) / "saved_model.pb").read_bytes())
-    functions = {function.signature.name for meta_graph in saved_model.meta_graphs
-                 for function in meta_graph.graph_def.library.function}
     version, known = defs["tensorflow"], {**defs["core"], **defs["text"]}
-    problems = {}
-    for where, node in _nodes(saved_model):
-        if node.op in functions:  # a call of a library function by its name
-            continue
-        at = f"op {node.op} ({where}, node {node.name!r})"
-        attrs = known.get(node.op)
-        if node.op in PYTHON_OPS:
-            problems.setdefault(node.op, f"{at} runs Python, which TF Serving does not have")
-        elif attrs is None:
-            problems.setdefault(node.op, f"{at} is not registered in TensorFlow {version} "
-                                         "nor one of the TF Text ops TF Serving links")
-        else:
-            # Attributes starting with "_" are TensorFlow's own annotations,
-            # which node validation skips.
-            for name in sorted(set(node.attr) - set(attrs)):
-                if not name.startswith("_"):
-                    problems.setdefault((node.op, name), (
-                        f"{at}: attribute {name!r} is unknown to TensorFlow {version}'s "
-                        f"OpDef (the load fails: \"NodeDef mentions attribute {name}\")"))
-            for name in sorted(a for a, has_default in attrs.items()
-                               if not has_default and a not in node.attr):
-                problems.setdefault((node.op, name), (
-                    f"{at}: TensorFlow {version} requires attribute {name!r}, "
-                    "which the node does not set"))
-    return list(problems.values())
+    problems, places, reach = {}, {}, {}
+    for meta_graph in saved_model.meta_graphs:
+        reach.update(_signature_reach(meta_graph))
+        library = {function.signature.name for function in meta_graph.graph_def.library.function}
+        located = [(("graph", node.name), node) for node in meta_graph.graph_def.node] + [
+            (("function", function.signature.name), node)
+            for function in meta_graph.graph_def.library.function for node in function.node_def]
+        for place, node in located:
+            if node.op in library:  # a call of a library function by its name
+                continue
+            for key, problem in _node_problems(node, known.get(node.op), version):
+                problems.setdefault(key, f"op {node.op} ({place[0]} {place[1]}, "
+                                         f"node {node.name!r}) {problem}")
+                places.setdefault(key, set()).add(place)
+    named = []
+    for key, problem in problems.items():
+        signatures = sorted(name for name, reached in reach.items() if reached & places[key])
+        named.append(("no signature" if not signatures else
+                      f"signature{'s' if len(signatures) > 1 else ''} {', '.join(signatures)}")
+                     + f": {problem}")
+    return named
+
+
+def _node_problems(node, attrs: Optional[Dict[str, bool]], version: str):
+    """(key, problem) for what TensorFlow ``version`` (OpDef attributes ``attrs``)
+    rejects in ``node``."""
+    if node.op in PYTHON_OPS:
+        yield node.op, "runs Python, which TF Serving does not have"
+    elif attrs is None:
+        yield node.op, (f"is not registered in TensorFlow {version} "
+                        "nor one of the TF Text ops TF Serving links")
+    else:
+        # Attributes starting with "_" are TensorFlow's own annotations, which
+        # node validation skips.
+        for name in sorted(set(node.attr) - set(attrs)):
+            if not name.startswith("_"):
+                yield (node.op, name), (
+                    f"has attribute {name!r}, unknown to TensorFlow {version}'s OpDef "
+                    f"(the load fails: \"NodeDef mentions attribute {name}\")")
+        for name in sorted(a for a, has_default in attrs.items()
+                           if not has_default and a not in node.attr):
+            yield (node.op, name), (f"lacks attribute {name!r}, which TensorFlow {version} "
+                                    "requires")
 
 
 # === Runtime: the warm-up requests replayed in TensorFlow X ===
