@@ -64,7 +64,7 @@ def test_items_get_their_index_and_stored_or_given_text(preprocessor, encoder):
 def test_history_is_compacted_and_truncated(preprocessor):
     sparse = preprocessor.user_features(*_users(["zz"], [["i1", "", "i2", "", "i3", "i1"]],
                                                 [[1, 0, 2, 0, 3, 4]]).values())
-    assert sparse[spec.HISTORY].numpy().tolist() == [[b"i2", b"i3", b"i1"]]
+    assert sparse[spec.HISTORY_ROWS].numpy().tolist() == [[2, 3, 1]]
     assert sparse[spec.HISTORY_RATING].numpy().tolist() == [[2, 3, 4]]
     assert sparse[spec.HISTORY_INDEX].numpy().tolist() == [[2, 0, 1]]
     assert sparse[spec.HISTORY_MASK].numpy().all()
@@ -73,8 +73,8 @@ def test_history_is_compacted_and_truncated(preprocessor):
 def test_empty_history_falls_back_to_the_stored_one(preprocessor):
     features = preprocessor.user_features(
         tf.constant(["u1", "u2", "zz"]), tf.constant([["", ""], ["", ""], ["", ""]]))
-    assert features[spec.HISTORY].numpy().tolist() == [
-        [b"", b"i1", b"i3"], [b"", b"", b""], [b"", b"", b""]]
+    assert features[spec.HISTORY_ROWS].numpy().tolist() == [[0, 1, 3], [0, 0, 0], [0, 0, 0]]
+    assert features[spec.HISTORY_INDEX].numpy().tolist()[0] == [0, 1, 0]  # i3: no ID
     assert features[spec.HISTORY_RATING].numpy().tolist()[0] == [0, 4, 2]
     assert features[spec.HISTORY_MASK].numpy().tolist()[0] == [False, True, True]
     assert features[spec.USER_INDEX].numpy().tolist() == [1, 0, 0]
@@ -103,7 +103,7 @@ def test_with_state_keeps_vocabularies_and_encoder(preprocessor):
     assert features[spec.ITEM_INDEX].numpy().tolist() == [2, 0, 1]
     assert features[spec.ITEM_TEXT_EMBEDDING].numpy()[:, 0].tolist() == [1, 1, 0]
     stored = other.user_features(tf.constant(["u9"]), tf.constant([[""]]))
-    assert stored[spec.HISTORY].numpy().tolist() == [[b"", b"", b"new"]]
+    assert stored[spec.HISTORY_ROWS].numpy().tolist() == [[0, 0, 2]]
 
 
 def test_wrong_shapes_are_named(preprocessor):

@@ -15,6 +15,7 @@ from tf_profiles.features.spec import SIGNATURES
 from tf_profiles.serving import compat, warmup
 from tf_profiles.serving.configs import allowed_batch_sizes, matching_serving_version
 from tf_profiles.serving.export import export_model, next_version
+from tf_profiles.serving.module import ServingModule
 
 from tests.conftest import read_json
 from tests.harness import check_servable
@@ -69,13 +70,17 @@ def test_signature_contract_in_saved_model_cli(exported):
 def test_no_device_placement_in_any_serving_function(exported):
     proto = saved_model_pb2.SavedModel.FromString((exported[1] / "saved_model.pb").read_bytes())
     functions = proto.meta_graphs[0].graph_def.library.function
-    # TensorFlow pins its own checkpoint save/restore functions to the CPU in
-    # every SavedModel (they run once, at load); everything else must be free
-    # to land on a GPU.
-    serving = [f for f in functions if "_traced_save" not in f.signature.name
-               and "_traced_restore" not in f.signature.name]
+    # TensorFlow pins its own checkpoint save/restore functions (and a
+    # mutable table's save_fn/restore_fn) to the CPU in every SavedModel
+    # (they run once, at load), and hash-table lookups, which have CPU
+    # kernels only, to the table's device; everything else must be free to
+    # land on a GPU.
+    checkpointing = ("_traced_save", "_traced_restore", "__inference_save_fn",
+                     "__inference_restore_fn")
+    serving = [f for f in functions
+               if not any(name in f.signature.name for name in checkpointing)]
     placed = {(f.signature.name, n.name, n.device) for f in serving for n in f.node_def
-              if n.device}
+              if n.device and n.op != "LookupTableFindV2"}
     assert len(serving) > 10 and not placed
 
 
@@ -233,3 +238,58 @@ def test_float16_export_matches_float32(trained_model, exported, tmp_path, loade
     np.testing.assert_allclose(
         half.signatures["user_embedding"](**request)["embedding"].numpy(),
         loaded.signatures["user_embedding"](**request)["embedding"].numpy(), atol=2e-2)
+
+
+def _consumed_by_user(trained_model):
+    split = ModelDir(trained_model).split()
+    events = pd.concat([split.train, split.valid, split.test])
+    return events.groupby("user_id")["item_id"].agg(set)
+
+
+def test_no_consumed_item_is_recommended_whatever_history_is_sent(loaded, trained_model):
+    consumed = _consumed_by_user(trained_model)
+    users = sorted(consumed.index)
+    # Each user sends only the latest event; the other 7 stay stored.
+    latest = [[sorted(consumed[u])[0]] for u in users]
+    top = loaded.signatures["serving_default"](**_user_request(users, latest, [""] * len(users)))
+    for user, items in zip(users, top["item_ids"].numpy()):
+        assert not {i.decode() for i in items} & consumed[user], user
+
+
+def test_repeats_are_allowed_without_consumed_exclusion(trained_model, tmp_path):
+    version = export_model(trained_model, tmp_path / "repeats", k=5, log=lambda _: None,
+                           exclude_consumed=False)
+    assert not read_json(version / "assets.extra/tf_profiles.json")["exclude_consumed"]
+    consumed = _consumed_by_user(trained_model)
+    users = sorted(consumed.index)
+    sent = [[sorted(consumed[u])[0]] for u in users]
+    top = tf.saved_model.load(str(version)).signatures["serving_default"](
+        **_user_request(users, sent, [""] * len(users)))["item_ids"].numpy()
+    returned = [{i.decode() for i in items} for items in top]
+    assert not any(row & set(history) for row, history in zip(returned, sent))
+    assert any(row & consumed[user] for row, user in zip(returned, users))
+
+
+def test_saved_model_pb_does_not_grow_with_users_and_events(model, tmp_path):
+    rng = np.random.default_rng(0)
+    items = model.preprocessor.item_text.ids
+    item_text = model.preprocessor.item_text.vectors.numpy()[1:]
+    sizes = {}
+    for count in (1_000, 50_000):
+        users = np.array([f"user-{i}" for i in range(count)], dtype=object)
+        history = rng.choice(items, (count, 4)).astype(object)
+        preprocessor = model.preprocessor.with_state(
+            items, item_text, users, rng.normal(size=(count, 8)), history,
+            rng.integers(1, 6, (count, 4)).astype(np.float32))
+        profiles = {"embedding": rng.normal(size=(count, 8)),
+                    "profile_text": np.full(count, "a profile", dtype=object),
+                    "interests": np.full((count, 5), "Drama", dtype=object),
+                    "interest_weights": np.full((count, 5), 0.2)}
+        consumed = pd.DataFrame({"user_id": np.repeat(users, 8),
+                                 "item_id": rng.choice(items, count * 8)})
+        module = ServingModule(model.with_preprocessor(preprocessor), profiles, k=5,
+                               consumed=consumed)
+        tf.saved_model.save(module, str(tmp_path / str(count)), signatures=module.signatures())
+        sizes[count] = (tmp_path / str(count) / "saved_model.pb").stat().st_size
+    # Every per-user and per-event value is in variables/, none in the graph.
+    assert abs(sizes[50_000] - sizes[1_000]) < 1_000, sizes

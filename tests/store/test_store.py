@@ -173,3 +173,14 @@ def test_ingest_and_delete_user_commands(tmp_path, capsys):
     assert "1 events" in capsys.readouterr().out
     with ProfileStore(database) as store:
         assert store.count_events() == 0
+
+
+def test_consumed_items_are_every_distinct_user_item_pair(store):
+    store.add_events([(event_key("u1", "a", 1), "u1", "a", 1, 4.0),
+                      (event_key("u1", "a", 2), "u1", "a", 2, 2.0),
+                      (event_key("u1", "b", 3), "u1", "b", 3, None),
+                      (event_key("u2", "b", 4), "u2", "b", 4, 5.0)])
+    pairs = store.consumed_items().sort_values(["user_id", "item_id"])
+    assert pairs.values.tolist() == [["u1", "a"], ["u1", "b"], ["u2", "b"]]
+    store.delete_user("u1")
+    assert store.consumed_items().values.tolist() == [["u2", "b"]]

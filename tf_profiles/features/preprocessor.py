@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from tf_profiles.features import spec
 from tf_profiles.features.history import compact_history
-from tf_profiles.features.text_table import TextTable, id_rows
+from tf_profiles.features.text_table import IdTable, TextTable
 from tf_profiles.text.encoder import TextEncoder
 
 
@@ -64,10 +64,16 @@ class Preprocessor(tf.keras.layers.Layer):
         self.user_text = TextTable(self.user_catalogue if user_catalogue is not None
                                    else self.user_vocabulary, self.text_dim, name="user_text",
                                    dtype="float32")
-        self.item_index = id_rows(self.item_vocabulary)
-        self.user_index = id_rows(self.user_vocabulary)
-        # Catalogue row → id, for a stored history (kept as rows).
-        self._item_ids = np.array([spec.PADDING_ID] + self.item_text.ids, dtype=object)
+        self.item_index = IdTable(self.item_vocabulary)
+        self.user_index = IdTable(self.user_vocabulary)
+        # The ITEM_INDEX of each catalogue row, for stored histories (kept as
+        # rows): a table, since it is derived from the configuration (not a
+        # weight) and a graph constant would count against saved_model.pb's
+        # 2 GB limit.
+        self.catalogue_item_index = IdTable(
+            np.arange(1, len(self.item_text.ids) + 1),
+            self.item_index.lookup(tf.constant(self.item_text.ids, tf.string,
+                                               shape=[len(self.item_text.ids)])))
         users = len(self.user_text.ids) + 1
         # Each stored user's latest events as item-catalogue rows (0: padding).
         self.stored_history = self.add_weight(
@@ -151,7 +157,7 @@ class Preprocessor(tf.keras.layers.Layer):
         """Items (ids of any shape; ``item_text`` only for [B] ids) → ``spec.ITEM_INDEX``
         and ``spec.ITEM_TEXT_EMBEDDING``."""
         rows = self.item_text.rows(item_id)
-        return {spec.ITEM_INDEX: self.item_index.lookup(tf.convert_to_tensor(item_id, tf.string)),
+        return {spec.ITEM_INDEX: self.item_index.lookup(item_id),
                 spec.ITEM_TEXT_EMBEDDING: self._text(
                     item_text, tf.gather(self.item_text.vectors, rows), training)}
 
@@ -177,9 +183,10 @@ class Preprocessor(tf.keras.layers.Layer):
           user_text: [B] strings; None or "": the stored text.
 
         Returns:
-          ``spec.USER_INDEX``, ``spec.USER_TEXT_EMBEDDING``, ``spec.HISTORY``
-          (the ids read, [B, max_history]: the request's, or the stored
-          history for a stored user whose request history is empty),
+          ``spec.USER_INDEX``, ``spec.USER_TEXT_EMBEDDING``,
+          ``spec.HISTORY_ROWS`` (the item-catalogue rows read, [B, max_history]:
+          the request's, or the stored history for a stored user whose request
+          history is empty; 0 for padding and items outside the catalogue),
           ``spec.HISTORY_INDEX``, ``spec.HISTORY_TEXT_EMBEDDING``,
           ``spec.HISTORY_MASK``, ``spec.HISTORY_RATING``.
         """
@@ -196,17 +203,21 @@ class Preprocessor(tf.keras.layers.Layer):
             history, history_rating = compact_history(
                 history, self.max_history, tf.cast(history_rating, tf.float32))
             request_rows = self.item_text.rows(history)
-        empty = tf.reduce_all(tf.equal(history, spec.PADDING_ID), axis=1) & (rows > 0)
+        present = tf.not_equal(history, spec.PADDING_ID)
+        empty = tf.logical_not(tf.reduce_any(present, axis=1)) & (rows > 0)
         fallback = empty[:, tf.newaxis]
         item_rows = tf.where(fallback, stored_rows, request_rows)
-        history = tf.where(fallback, tf.gather(self._item_ids, stored_rows), history)
         return {
             spec.USER_INDEX: self.user_index.lookup(user_id),
             spec.USER_TEXT_EMBEDDING: self._text(user_text, self.user_text(user_id), training),
-            spec.HISTORY: history,
-            spec.HISTORY_INDEX: self.item_index.lookup(history),
+            spec.HISTORY_ROWS: item_rows,
+            spec.HISTORY_INDEX: tf.where(
+                fallback, self.catalogue_item_index.lookup(stored_rows),
+                self.item_index.lookup(history)),
             spec.HISTORY_TEXT_EMBEDDING: tf.gather(self.item_text.vectors, item_rows),
-            spec.HISTORY_MASK: tf.not_equal(history, spec.PADDING_ID),
+            # An item outside the catalogue is still an event (it embeds by
+            # its ID alone); stored histories hold catalogue rows only.
+            spec.HISTORY_MASK: tf.where(fallback, stored_rows > 0, present),
             spec.HISTORY_RATING: tf.where(fallback, stored_rating, history_rating),
         }
 

@@ -25,6 +25,7 @@ USER_TEXT_EMBEDDING = "user_text_embedding"  # [B, E]
 ITEM_INDEX = "item_index"  # [...] int, 0 = not in the item vocabulary.
 ITEM_TEXT_EMBEDDING = "item_text_embedding"  # [..., E]
 HISTORY_INDEX = "history_index"  # [B, H] int: ITEM_INDEX of each history item.
+HISTORY_ROWS = "history_rows"  # [B, H] int: item-catalogue row (0: padding or not held).
 HISTORY_TEXT_EMBEDDING = "history_text_embedding"  # [B, H, E]
 HISTORY_MASK = "history_mask"  # [B, H] bool, True = a real event.
 HISTORY_EMBEDDINGS = "history_embeddings"  # [B, H, D] item-tower outputs.

@@ -4,21 +4,37 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_profiles.features.spec import PADDING_ID
 
+class IdTable(tf.lookup.experimental.MutableHashTable):
+    """A table mapping ``keys[i]`` to ``values[i]`` (default i + 1), anything else to 0.
 
-def id_rows(ids: Sequence[str]) -> tf.lookup.StaticHashTable:
-    """A table mapping ``ids[i]`` to i + 1 and every other string to 0.
+    A mutable table filled once, not a StaticHashTable: a SavedModel stores
+    its contents with the variables, whereas a static table's keys become
+    constants in saved_model.pb, which cannot exceed 2 GB (a few million
+    users would break the export). Its default 0 is our "not held" row.
 
-    A hash table rather than StringLookup: its default row is our "not held"
-    row. The padding id maps to 0 explicitly, which also keeps the table
-    non-empty for an empty id list (an export of an empty store).
+    Args:
+      keys: ids (strings), or int64 keys.
+      values: int64, same length; default 1..len(keys).
     """
-    return tf.lookup.StaticHashTable(
-        tf.lookup.KeyValueTensorInitializer(
-            tf.constant([PADDING_ID] + list(ids), tf.string, shape=[len(ids) + 1]),
-            tf.range(len(ids) + 1, dtype=tf.int64)),
-        default_value=0)
+
+    def __init__(self, keys: Sequence, values=None):
+        keys = np.asarray(list(keys), dtype=object if not len(keys) or isinstance(
+            keys[0], str) else np.int64)
+        super().__init__(tf.string if keys.dtype == object else tf.int64, tf.int64,
+                         default_value=0)
+        if len(keys):
+            self.insert(tf.constant(keys, self.key_dtype),
+                        tf.constant(np.arange(1, len(keys) + 1) if values is None else values,
+                                    tf.int64))
+
+    def lookup(self, keys, dynamic_default_values=None, name=None):
+        # A mutable table's lookup loses the static shape, which Keras
+        # layers downstream need.
+        keys = tf.convert_to_tensor(keys, self.key_dtype)
+        rows = super().lookup(keys, name=name)
+        rows.set_shape(keys.shape)
+        return rows
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_profiles")
@@ -40,7 +56,7 @@ class TextTable(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.ids = [str(i) for i in ids]
         self.text_dim = int(text_dim)
-        self.table = id_rows(self.ids)
+        self.table = IdTable(self.ids)
         self.vectors = self.add_weight(name="vectors", shape=(len(self.ids) + 1, self.text_dim),
                                        initializer="zeros", trainable=False)
 
@@ -58,7 +74,7 @@ class TextTable(tf.keras.layers.Layer):
         self.vectors.assign(np.concatenate([np.zeros((1, self.text_dim), np.float32), vectors]))
 
     def rows(self, ids) -> tf.Tensor:
-        return self.table.lookup(tf.convert_to_tensor(ids, tf.string))
+        return self.table.lookup(ids)
 
     def call(self, ids):
         return tf.gather(self.vectors, self.rows(ids))

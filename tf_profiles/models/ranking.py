@@ -8,8 +8,6 @@ from typing import Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from tf_profiles.features.spec import PADDING_ID
-
 
 # === numpy ===
 
@@ -30,16 +28,19 @@ def top_k(scores: np.ndarray, k: int) -> Tuple[np.ndarray, np.ndarray]:
 
 # === TensorFlow ===
 
-def top_k_excluding(scores: tf.Tensor, ids: tf.Tensor, excluded: tf.Tensor,
+def top_k_excluding(scores: tf.Tensor, excluded: tf.Tensor,
                     k: int) -> Tuple[tf.Tensor, tf.Tensor]:
-    """The k best of ``scores`` [B, N] (candidates ``ids`` [B, N]) whose id is
-    not in the row's ``excluded`` [B, H] (padding ignored): (ids, scores) [B, k].
+    """The k best columns of ``scores`` [B, C] outside each row's ``excluded``
+    columns [B, X] (-1: none): (columns, scores), [B, k] each, best first.
 
-    N must be at least k + H for k to remain in every row (ask the index for
-    that many).
+    Excluded columns are set to -inf before the top-k, so however many a row
+    excludes, k others come back (if the catalogue has them).
     """
-    seen = tf.reduce_any(tf.equal(ids[:, :, tf.newaxis], excluded[:, tf.newaxis, :])
-                         & tf.not_equal(excluded, PADDING_ID)[:, tf.newaxis, :], axis=2)
-    scores = tf.where(seen, tf.cast(-np.inf, scores.dtype), scores)
-    best_scores, positions = tf.math.top_k(scores, k=k)
-    return tf.gather(ids, positions, batch_dims=1), best_scores
+    valid = excluded >= 0
+    rows = tf.broadcast_to(tf.range(tf.shape(excluded, out_type=excluded.dtype)[0])[:, None],
+                           tf.shape(excluded))
+    positions = tf.stack([tf.boolean_mask(rows, valid), tf.boolean_mask(excluded, valid)], 1)
+    scores = tf.tensor_scatter_nd_update(
+        scores, positions, tf.fill(tf.shape(positions)[:1], tf.cast(-np.inf, scores.dtype)))
+    best_scores, columns = tf.math.top_k(scores, k=k)
+    return columns, best_scores

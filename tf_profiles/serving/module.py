@@ -2,14 +2,20 @@
 
 Everything a request needs is inside the SavedModel: the model with its
 Preprocessor (the in-graph tokenizer and encoder, the catalogue's text, each
-stored user's text, latest history and ratings), a BruteForce index over the
-whole catalogue, and each stored user's readable profile, so the stock TF
-Serving model server runs it with no custom ops (TF Text's FastBertTokenizer
-is linked into TF Serving ≥ 2.12; ScaNN is not, hence BruteForce).
+stored user's text, latest history and ratings), the catalogue's item-tower
+embeddings, every item each stored user consumed, and each stored user's
+readable profile, so the stock TF Serving model server runs it with no
+custom ops (TF Text's FastBertTokenizer is linked into TF Serving ≥ 2.12).
+
+Per-user and per-item state lives in variables and mutable tables, never in
+graph constants: saved_model.pb stays the same size whatever the catalogue
+and the profile store hold (a SavedModel proto cannot exceed 2 GB).
 """
+from typing import Optional
+
 import numpy as np
+import pandas as pd
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
 from tf_profiles.bundle import inference
 from tf_profiles.features import spec
@@ -24,7 +30,7 @@ LOOKUP_REQUEST = [tf.TensorSpec([None], tf.string, name=spec.USER_ID)]
 
 
 def _with_empty_row(values, dtype):
-    # Row 0 answers every user the Preprocessor does not store.
+    # Row 0 answers every user (or item) the Preprocessor does not hold.
     values = np.asarray(values)
     empty = np.full((1,) + values.shape[1:], "" if dtype == tf.string else 0, values.dtype)
     rows = np.concatenate([empty, values])
@@ -47,9 +53,14 @@ class ServingModule(tf.Module):
       item_embeddings: [C, D] item-tower outputs of the catalogue already
         computed (e.g. streamed by :mod:`tf_profiles.serving.catalogue`);
         default: computed here, in batches.
+      consumed: (user_id, item_id) of every stored event: ``serving_default``
+        never recommends an item the user consumed. None: only the request's
+        history (or the stored history it falls back to) is excluded, for
+        catalogues where repeats are wanted.
     """
 
-    def __init__(self, model, profiles, k: int, item_embeddings=None):
+    def __init__(self, model, profiles, k: int, item_embeddings=None,
+                 consumed: Optional[pd.DataFrame] = None):
         super().__init__(name="tf_profiles_servable")
         self.model = model
         item_ids = model.preprocessor.item_text.ids
@@ -58,10 +69,13 @@ class ServingModule(tf.Module):
         self.max_history = model.preprocessor.max_history
         if item_embeddings is None:
             item_embeddings = inference.item_embeddings(model, item_ids)
-        item_embeddings = tf.constant(item_embeddings, tf.float32)
-        self.embedding_dim = int(item_embeddings.shape[1])
-        self.index = tfrs.layers.factorized_top_k.BruteForce(k=self.k)
-        self.index.index(item_embeddings, tf.constant(item_ids))
+        # The catalogue in the Preprocessor's item order: column c is row c + 1.
+        self.candidates = tf.Variable(np.asarray(item_embeddings, np.float32), trainable=False)
+        self.embedding_dim = int(self.candidates.shape[1])
+        self.item_ids = _with_empty_row(np.asarray(item_ids, dtype=object), tf.string)
+        self.exclude_consumed = consumed is not None
+        if self.exclude_consumed:
+            self.consumed_rows, self.consumed_splits = self._consumed_table(consumed)
         # Profiles were embedded when they were built, so a lookup is a hash
         # and a gather.
         self.profile_embedding = _with_empty_row(profiles["embedding"].astype(np.float32),
@@ -71,21 +85,44 @@ class ServingModule(tf.Module):
         self.interest_weights = _with_empty_row(
             profiles["interest_weights"].astype(np.float32), tf.float32)
 
+    def _consumed_table(self, consumed: pd.DataFrame):
+        # Each stored user's consumed items as a ragged row of catalogue rows
+        # (int32, 4 bytes per distinct (user, item) pair, and 8 per user):
+        # row r of the splits is user-catalogue row r, row 0 empty.
+        preprocessor = self.model.preprocessor
+        users = preprocessor.user_rows(consumed["user_id"].astype(str).to_numpy()).numpy()
+        items = preprocessor.item_text.rows(consumed["item_id"].astype(str).to_numpy()).numpy()
+        keep = (users > 0) & (items > 0)
+        pairs = np.unique(np.stack([users[keep], items[keep]], axis=1), axis=0)
+        counts = np.bincount(pairs[:, 0], minlength=len(preprocessor.user_text.ids) + 1)
+        splits = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return (tf.Variable(pairs[:, 1].astype(np.int32), trainable=False),
+                tf.Variable(splits, trainable=False))
+
+    def _excluded_columns(self, user_id, history, features):
+        # Catalogue rows → score columns (row - 1; padding and unknown items → -1).
+        rows = [features[spec.HISTORY_ROWS], self.model.preprocessor.item_text.rows(history)]
+        if self.exclude_consumed:
+            consumed = tf.RaggedTensor.from_row_splits(
+                self.consumed_rows, self.consumed_splits, validate=False)
+            user_rows = self.model.preprocessor.user_rows(user_id)
+            rows.append(tf.cast(tf.gather(consumed, user_rows).to_tensor(0), tf.int64))
+        return tf.concat(rows, axis=1) - 1
+
     # === Signatures ===
 
     @tf.function(input_signature=USER_REQUEST)
     def serve_recommendations(self, user_id, history, user_text):
         features = self.model.preprocessor.user_features(user_id, history, user_text=user_text)
         query = self.model.embed_user_features(features)
-        # Never recommends the request's history (all of it, also beyond
-        # max_history) nor the stored history a row fell back to.
-        excluded = tf.concat([features[spec.HISTORY], history], axis=1)
-        # Asks for K + H so that K remain after the row's history is removed
-        # (BruteForce.query_with_exclusions needs a static H; requests vary).
-        scores, ids = self.index(query, k=tf.minimum(self.k + tf.shape(excluded)[1],
-                                                     self.num_items))
-        ids, scores = top_k_excluding(scores, ids, excluded, self.k)
-        return {"item_ids": ids, "scores": tf.cast(scores, tf.float32)}
+        # The whole catalogue is scored (the matmul and top-k TFRS's
+        # BruteForce runs), so that a row's excluded items, however many,
+        # are masked before the top-k rather than filtered after it.
+        scores = tf.matmul(query, self.candidates, transpose_b=True)  # [B, C]
+        columns, scores = top_k_excluding(
+            scores, self._excluded_columns(user_id, history, features), self.k)
+        return {"item_ids": tf.gather(self.item_ids, columns + 1),
+                "scores": tf.cast(scores, tf.float32)}
 
     @tf.function(input_signature=USER_REQUEST)
     def serve_user_embedding(self, user_id, history, user_text):

@@ -227,6 +227,12 @@ class ProfileStore:
         frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"])
         return frame.astype({"timestamp": "int64", "rating": "float64"})
 
+    def consumed_items(self) -> pd.DataFrame:
+        """Every distinct (user_id, item_id) with an event."""
+        return pd.DataFrame(self.connection.execute(
+            "SELECT DISTINCT user_id, item_id FROM events").fetchall(),
+            columns=["user_id", "item_id"])
+
     def count_events(self) -> int:
         return self.connection.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
