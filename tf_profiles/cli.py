@@ -55,6 +55,7 @@ def _export(args):
     with ProfileStore(args.store) if args.store else contextlib.nullcontext() as store:
         export_model(args.model, args.export_base, version=args.version, k=args.k,
                      float16=args.float16, max_batch_size=args.max_batch_size, store=store,
+                     exclude_consumed=not args.no_exclude_consumed,
                      serving_version=args.serving_version)
 
 
@@ -245,6 +246,9 @@ def _add_export(commands):
     export.add_argument("--serving-version", help="TF Serving release X.Y.Z the docker and "
                         "Kubernetes files run (default: the installed TensorFlow's X.Y.0); "
                         "an older one must pass check-serving first")
+    export.add_argument("--no-exclude-consumed", action="store_true",
+                        help="recommend items a user already consumed again (music, groceries); "
+                             "default: never")
     export.set_defaults(run=_export)
 
 

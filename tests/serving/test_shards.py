@@ -6,6 +6,7 @@ from tf_profiles.cli import main
 from tf_profiles.bundle.inference import item_embeddings
 from tf_profiles.serving.client import ServingClient
 from tf_profiles.serving.compat import op_defs, static_problems
+from tf_profiles.serving.export import export_model
 from tf_profiles.serving.server import ModelRegistry, ServedModel, start_server
 from tf_profiles.serving.sharded_client import ShardedClient
 from tf_profiles.serving.shards import export_shards, shard_bounds, shard_name
@@ -40,9 +41,13 @@ def shard_sets(catalogue, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def target(exported, shard_sets):
-    """A local server with the main servable and both shard sets (tiny-k8-shard-i, ...)."""
-    models = [ServedModel("tiny", exported[0])]
+def target(trained_model, exported, shard_sets, tmp_path_factory):
+    """A local server with the main servable, the same without consumed-item
+    exclusion (tiny-repeats: shards exclude only the request's history, like
+    it) and both shard sets (tiny-k8-shard-i, ...)."""
+    repeats = tmp_path_factory.mktemp("repeats") / "tiny-repeats"
+    export_model(trained_model, repeats, k=5, exclude_consumed=False, log=lambda _: None)
+    models = [ServedModel("tiny", exported[0]), ServedModel("tiny-repeats", repeats)]
     for k, (base, versions) in shard_sets.items():
         models += [ServedModel(f"k{k}-{v.parent.name}", v.parent) for v in versions]
     registry = ModelRegistry(models)
@@ -86,7 +91,7 @@ def test_a_shard_smaller_than_k_pads_with_empty_ids(shard_sets):
 
 @pytest.mark.parametrize("shard_k, k", [(8, 5), (4, 2)])
 def test_merged_shards_equal_the_single_index_over_grpc(target, shard_k, k):
-    with ServingClient(target, "tiny", max_retries=0) as single:
+    with ServingClient(target, "tiny-repeats", max_retries=0) as single:
         expected = single.recommend(USERS, HISTORIES, TEXTS)  # serving_default, K=5
     names = [f"k{shard_k}-{shard_name('tiny', i)}" for i in range(3)]
     with ShardedClient(target, "tiny", names, k=k, max_retries=0) as sharded:

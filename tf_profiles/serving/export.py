@@ -64,6 +64,14 @@ def warmup_inputs(profiles: dict, item_ids) -> dict:
     }
 
 
+def consumed_items(model_dir: ModelDir, store=None) -> pd.DataFrame:
+    """(user_id, item_id) of every served event: what ``serving_default`` excludes."""
+    if store is not None:
+        return store.consumed_items()
+    split = model_dir.split()
+    return pd.concat([split.train, split.valid, split.test])[["user_id", "item_id"]]
+
+
 def served_profiles(model_dir: ModelDir, builder: ProfileBuilder, store=None,
                     log=print) -> dict:
     """The profiles a new version serves: the store's (refreshed first), or
@@ -96,7 +104,8 @@ def servable_model(builder: ProfileBuilder, profiles: dict, served_items=None):
 def export_model(model_dir, export_base, version: Optional[int] = None, k: int = 100,
                  float16: bool = False, half_life_days: float = 90.0,
                  max_batch_size: int = 256, store=None, cache_dir=None, log=print,
-                 served_items=None, serving_version: Optional[str] = None) -> Path:
+                 served_items=None, exclude_consumed: bool = True,
+                 serving_version: Optional[str] = None) -> Path:
     """Writes ``export_base/<version>/`` atomically and the TF Serving configs.
 
     Args:
@@ -114,6 +123,11 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         :mod:`tf_profiles.serving.catalogue` (memory-mapped arrays are read
         once); it should hold the items of the served histories, since the
         user tower reads their text from it.
+      exclude_consumed: ``serving_default`` never recommends an item the
+        served data says the user consumed (every stored event, not only
+        the latest ``max_history``); False for catalogues where repeats are
+        wanted (music, groceries): then only the request's history (or the
+        stored history it falls back to) is excluded.
       serving_version: the TF Serving release (X.Y.Z) the configs run;
         default: the one matching the installed TensorFlow. An older release
         must pass ``tf-profiles check-serving`` first (the version is not
@@ -143,7 +157,8 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
     if float16:
         model = _float16_copy(model)
     module = ServingModule(model, profiles, k,
-                           served_items[2] if served_items is not None else None)
+                           served_items[2] if served_items is not None else None,
+                           consumed_items(model_dir, store) if exclude_consumed else None)
     started = time.perf_counter()
     write_version(module, target, warmup_inputs(profiles, model.preprocessor.item_text.ids), {
         "version": version, "model_dir": str(model_dir.path.resolve()),
@@ -151,6 +166,7 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
         "k": module.k, "embedding_dim": module.embedding_dim,
         "max_history": module.max_history, "text_max_length": model_dir.config().text_max_length,
         "encoder": model_dir.config().encoder, "float16": float16,
+        "exclude_consumed": module.exclude_consumed,
         "items": module.num_items, "users": len(profiles[spec.USER_ID]),
         "profiles_fingerprint": hashlib.sha256(profiles["embedding"].tobytes()).hexdigest()[:16],
         "model_key": builder.model_key, "signatures": list(module.signatures()),

@@ -79,10 +79,11 @@ class ShardedClient:
                   user_texts: Optional[Sequence[str]] = None) -> pd.DataFrame:
         """Top-k items per user, as :meth:`ServingClient.recommend`: user_id, rank, item_id, score.
 
-        Unlike ``serving_default``, only the request's history is excluded: a
-        row with no history is embedded from the stored one (in the main
-        servable), but the signatures do not return it; pass the history
-        to exclude it.
+        Unlike ``serving_default``, only the request's history is excluded
+        (as an export with ``--no-exclude-consumed`` does): a row with no
+        history is embedded from the stored one (in the main servable), but
+        no signature returns the stored history or the consumed items; pass
+        the items to exclude as the history.
 
         Raises:
           ValueError: a shard's answer holds fewer than ``k`` items once a
