@@ -25,20 +25,23 @@ class MinimalLookup(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.text = loaded.profile_text.numpy()
         self.interests = loaded.interests.numpy()
         self.weights = loaded.interest_weights.numpy()
-        self.rows = {user: row for row, user in enumerate(loaded.user_ids.numpy().tolist())}
+        # The servable's own user id → profile row table (row 0: the empty profile).
+        ids, rows = tf.raw_ops.LookupTableExportV2(
+            table_handle=loaded.model.preprocessor.user_text.table.resource_handle,
+            Tkeys=tf.string, Tvalues=tf.int64)
+        self.rows = dict(zip(ids.numpy().tolist(), rows.numpy().tolist()))
 
     def Predict(self, request, context):
         # Same C++ (de)serialization as the tf_profiles server, so the
         # comparison is of the lookup itself, not of proto building.
         ids = parse_tensor(request.inputs[USER_ID]).numpy()
-        rows = np.array([self.rows.get(i, -1) for i in ids])
-        found = rows >= 0
-        safe = np.maximum(rows, 0)
+        rows = np.array([self.rows.get(i, 0) for i in ids])
+        found = rows > 0
         response = predict_pb2.PredictResponse()
-        outputs = {"found": found, "embedding": self.embedding[safe] * found[:, None],
-                   "profile_text": np.where(found, self.text[safe], b""),
-                   "interests": np.where(found[:, None], self.interests[safe], b""),
-                   "interest_weights": self.weights[safe] * found[:, None]}
+        outputs = {"found": found, "embedding": self.embedding[rows] * found[:, None],
+                   "profile_text": np.where(found, self.text[rows], b""),
+                   "interests": np.where(found[:, None], self.interests[rows], b""),
+                   "interest_weights": self.weights[rows] * found[:, None]}
         for name, value in outputs.items():
             write_tensor(value, response.outputs[name])
         return response

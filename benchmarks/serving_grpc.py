@@ -1,4 +1,4 @@
-"""Serving benchmarks: gRPC profile lookups, recommendation latency, in-graph text cost.
+"""Serving benchmarks: gRPC and REST lookups and recommendations, in-graph text cost.
 
     .venv/bin/python benchmarks/serving_grpc.py --model runs/benchmark/loo
 
@@ -8,7 +8,10 @@ side by side in one run (medians over rounds, 2 client threads):
   1. lookups/s through lookup_profiles at 1, 32, 256, 1024 ids per request,
      for both servers;
   2. serving_default latency p50/p99 at batch 1 and 32;
-  3. raw text → embedding throughput of the SavedModel (item_embedding on
+  3. TF Serving's REST API beside gRPC on the same server process: rows/s
+     and per-request latency under the same 2 client threads, for
+     lookup_profiles and serving_default at batch 1, 32, 256;
+  4. raw text → embedding throughput of the SavedModel (item_embedding on
      new items' text) vs. the encoder's forward pass on pre-tokenized input.
 Writes docs/benchmarks/serving_grpc.md (+ JSON).
 """
@@ -38,6 +41,7 @@ from tf_profiles.bundle.model_dir import ModelDir
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCHES = (1, 32, 256, 1024)
+REST_BATCHES = (1, 32, 256)
 
 
 def _free_port():
@@ -61,35 +65,92 @@ def _start(command, port, name):
     raise RuntimeError(f"{command} did not come up")
 
 
-def lookups_per_second(client, user_ids, batch, seconds, threads=2):
-    rng = np.random.default_rng(batch)
-    requests = [np.array(rng.choice(user_ids, batch)) for _ in range(64)]
-    done, stop = [0], time.perf_counter() + seconds
+def throughput(client, signature, requests, seconds, threads=2):
+    """(rows/s, p50 ms, p99 ms) of ``threads`` clients cycling through ``requests``."""
+    client.predict(signature, requests[0])  # untimed: the REST stub asks for the signature once
+    stop = time.perf_counter() + seconds
 
     def worker(offset):
-        count, index = 0, offset
+        times, index = [], offset
         while time.perf_counter() < stop:
-            client.predict(LOOKUP_PROFILES, {USER_ID: requests[index % 64]})
-            count, index = count + batch, index + 1
-        return count
+            started = time.perf_counter()
+            client.predict(signature, requests[index % len(requests)])
+            times.append(time.perf_counter() - started)
+            index += 1
+        return times
 
     started = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
-        done = sum(pool.map(worker, range(threads)))
-    return done / (time.perf_counter() - started)
+        times = [t for worker_times in pool.map(worker, range(threads)) for t in worker_times]
+    rows = len(times) * len(next(iter(requests[0].values())))
+    return (rows / (time.perf_counter() - started), float(np.percentile(times, 50)) * 1e3,
+            float(np.percentile(times, 99)) * 1e3)
+
+
+def lookup_requests(user_ids, batch):
+    rng = np.random.default_rng(batch)
+    return [{USER_ID: np.array(rng.choice(user_ids, batch))} for _ in range(64)]
+
+
+def recommend_requests(user_ids, histories, batch, count=64):
+    rng = np.random.default_rng(batch)
+    requests = []
+    for _ in range(count):
+        rows = rng.integers(len(user_ids), size=batch)
+        requests.append({USER_ID: user_ids[rows], HISTORY: histories[rows],
+                         USER_TEXT: np.array([b""] * batch)})
+    return requests
+
+
+def lookups_per_second(client, user_ids, batch, seconds):
+    return throughput(client, LOOKUP_PROFILES, lookup_requests(user_ids, batch), seconds)[0]
+
+
+def rest_beside_grpc(clients, user_ids, histories, seconds, rounds):
+    """{signature: {batch: {protocol: {rows_per_second, p50_ms, p99_ms}}}}, rounds alternating."""
+    results = {}
+    for signature in (LOOKUP_PROFILES, SERVING_DEFAULT):
+        results[signature] = {}
+        for batch in REST_BATCHES:
+            requests = (lookup_requests(user_ids, batch) if signature == LOOKUP_PROFILES
+                        else recommend_requests(user_ids, histories, batch))
+            measured = {protocol: [] for protocol in clients}
+            for _ in range(rounds):
+                for protocol, client in clients.items():
+                    measured[protocol].append(throughput(client, signature, requests, seconds))
+            results[signature][batch] = {
+                protocol: dict(zip(("rows_per_second", "p50_ms", "p99_ms"),
+                                   np.median(np.array(values), axis=0).tolist()))
+                for protocol, values in measured.items()}
+            print(signature, batch, results[signature][batch], flush=True)
+    return results
 
 
 def latency(client, user_ids, histories, batch, requests=200):
-    rng = np.random.default_rng(batch)
     times = []
-    for _ in range(requests):
-        rows = rng.integers(len(user_ids), size=batch)
-        inputs = {USER_ID: user_ids[rows], HISTORY: histories[rows],
-                  USER_TEXT: np.array([b""] * batch)}
+    for inputs in recommend_requests(user_ids, histories, batch, requests):
         started = time.perf_counter()
         client.predict(SERVING_DEFAULT, inputs)
         times.append(time.perf_counter() - started)
     return np.percentile(times, 50) * 1e3, np.percentile(times, 99) * 1e3
+
+
+def stored_histories(version_dir, user_ids):
+    """The servable's stored histories as item ids ([U, H] bytes, b"" = padding), per user id."""
+    preprocessor = tf.saved_model.load(str(version_dir)).model.preprocessor
+
+    def ids_and_rows(text_table):  # its id → catalogue row table
+        ids, rows = tf.raw_ops.LookupTableExportV2(
+            table_handle=text_table.table.resource_handle, Tkeys=tf.string, Tvalues=tf.int64)
+        return ids.numpy(), rows.numpy()
+
+    item_ids, item_rows = ids_and_rows(preprocessor.item_text)
+    item_of_row = np.full(item_rows.max() + 1, b"", dtype=object)
+    item_of_row[item_rows] = item_ids
+    user_keys, user_rows = ids_and_rows(preprocessor.user_text)
+    row_of_user = dict(zip(user_keys.tolist(), user_rows.tolist()))
+    stored = preprocessor.stored_history.numpy()  # [users + 1, H] item rows, 0 = padding
+    return item_of_row[stored[[row_of_user[u] for u in user_ids]]]
 
 
 def text_throughput(version_dir, config, texts, batch=64, rounds=5):
@@ -130,12 +191,12 @@ def main():
     catalogue = model_dir.catalogue()
     user_ids = catalogue.users["user_id"].to_numpy(dtype=object).astype(bytes)
 
-    ours_port, minimal_port = _free_port(), _free_port()
+    ours_port, minimal_port, rest_port = _free_port(), _free_port(), _free_port()
     bin_dir = Path(sys.executable).parent
     servers = [
         _start([str(bin_dir / "tf-profiles"), "serve", "--model-name", "bench",
-                "--model-base-path", str(work / "bench"), "--port", str(ours_port)],
-               ours_port, "bench"),
+                "--model-base-path", str(work / "bench"), "--port", str(ours_port),
+                "--rest-api-port", str(rest_port)], ours_port, "bench"),
         _start([sys.executable, str(ROOT / "benchmarks" / "minimal_lookup_server.py"),
                 str(version), str(minimal_port)], minimal_port, "bench"),
     ]
@@ -153,12 +214,14 @@ def main():
             results["lookups_per_second"][batch] = {k: float(np.median(v))
                                                     for k, v in rounds.items()}
             print(batch, results["lookups_per_second"][batch], flush=True)
-        loaded = tf.saved_model.load(str(version))
-        histories = loaded.stored_history.numpy()
+        histories = stored_histories(version, user_ids)
         for batch in (1, 32):
             p50, p99 = latency(ours, user_ids, histories, batch)
             results["latency_ms"][batch] = {"p50": p50, "p99": p99}
             print("latency", batch, p50, p99, flush=True)
+        rest = ServingClient(f"127.0.0.1:{rest_port}", "bench", timeout=30, protocol="rest")
+        results["rest_vs_grpc"] = rest_beside_grpc({"grpc": ours, "rest": rest}, user_ids,
+                                                   histories, args.seconds, args.rounds)
     finally:
         for process in servers:
             process.kill()
@@ -200,6 +263,23 @@ def write_report(results, out: Path, args):
               "| batch | p50 ms | p99 ms |", "|---|---|---|"]
     for batch, row in results["latency_ms"].items():
         lines.append(f"| {batch} | {row['p50']:.2f} | {row['p99']:.2f} |")
+    lines += ["", "## REST API beside gRPC (same `tf-profiles serve` process)", "",
+              "Rows/s and per-request latency under the same 2 client threads, gRPC and REST "
+              "measured alternately. The REST client is `ServingClient(protocol=\"rest\")`: "
+              "columnar JSON (`inputs` → `outputs`) over urllib, one connection per request; "
+              "the server parses and writes the JSON in Python (`tf_profiles/serving/rest.py`, "
+              "`json_tensor.py`).", "",
+              "| signature | batch | gRPC rows/s | REST rows/s | REST / gRPC | gRPC p50 ms | "
+              "REST p50 ms | gRPC p99 ms | REST p99 ms |", "|---|---|---|---|---|---|---|---|---|"]
+    for signature, batches in results["rest_vs_grpc"].items():
+        for batch, row in batches.items():
+            grpc_row, rest_row = row["grpc"], row["rest"]
+            lines.append(
+                f"| {signature} | {batch} | {grpc_row['rows_per_second']:,.0f} | "
+                f"{rest_row['rows_per_second']:,.0f} | "
+                f"{rest_row['rows_per_second'] / grpc_row['rows_per_second']:.2f} | "
+                f"{grpc_row['p50_ms']:.2f} | {rest_row['p50_ms']:.2f} | "
+                f"{grpc_row['p99_ms']:.2f} | {rest_row['p99_ms']:.2f} |")
     text = results["text_per_second"]
     lines += ["", "## Raw text → embedding (in-graph tokenization cost)", "",
               f"Exported `item_embedding` on new items' raw text: {text['exported']:,.0f} texts/s; "

@@ -88,7 +88,8 @@ def _serve(args):
         registry = ModelRegistry([ServedModel(args.model_name, Path(args.model_base_path))])
     else:
         raise ValueError("give --model-name and --model-base-path, or --model-config-file")
-    serve_forever(registry, args.port, args.host, args.file_system_poll_wait_seconds)
+    serve_forever(registry, args.port, args.host, args.file_system_poll_wait_seconds,
+                  rest_api_port=args.rest_api_port)
 
 
 def _query(args):
@@ -98,7 +99,7 @@ def _query(args):
 
     with ServingClient(args.server, args.model_name, version=args.version,
                        version_label=args.version_label, timeout=args.timeout,
-                       max_batch_size=args.max_batch_size) as client:
+                       max_batch_size=args.max_batch_size, protocol=args.protocol) as client:
         if args.what == "lookup":
             frame = client.lookup_profiles(args.ids)
             frame["embedding"] = frame["embedding"].map(lambda v: f"[{len(v)} floats]")
@@ -293,6 +294,8 @@ def _add_serve(commands):
     serve.add_argument("--model-base-path")
     serve.add_argument("--model-config-file", help="TF Serving models.config")
     serve.add_argument("--port", type=int, default=8500)
+    serve.add_argument("--rest-api-port", type=int, default=8501,
+                       help="TF Serving's REST API (0: off)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0)
     serve.set_defaults(run=_serve)
@@ -302,7 +305,9 @@ def _add_query(commands):
     query = commands.add_parser("query", help="ask a running server (TF Serving or local)")
     query.add_argument("what", choices=["lookup", "recommend", "status", "metadata"])
     query.add_argument("ids", nargs="*", help="user ids")
-    query.add_argument("--server", default="127.0.0.1:8500")
+    query.add_argument("--server", default="127.0.0.1:8500",
+                       help="host:port (TF Serving: 8500 gRPC, 8501 REST)")
+    query.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
     query.add_argument("--model-name", required=True)
     query.add_argument("--version", type=int)
     query.add_argument("--version-label")

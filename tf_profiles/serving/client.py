@@ -1,7 +1,8 @@
-"""Client for the exported signatures, over TF Serving's gRPC API.
+"""Client for the exported signatures, over TF Serving's gRPC or REST API.
 
 Works against the TensorFlow Serving model server and the local development
-server alike: only tensorflow-serving-api's stubs and protos are used.
+server alike: only tensorflow-serving-api's stubs and protos are used, and
+for REST a stub with the same methods (rest_client.py).
 """
 import random
 import time
@@ -19,14 +20,15 @@ from tf_profiles.features.history import pad_left
 from tf_profiles.features.spec import (HISTORY, ITEM_EMBEDDING, ITEM_ID, ITEM_TEXT,
                                        LOOKUP_PROFILES, PADDING_ID, SERVING_DEFAULT,
                                        USER_EMBEDDING, USER_ID, USER_TEXT)
-from tf_profiles.serving import tensors
+from tf_profiles.serving import rest_client, tensors
 
 
 class ServingClient:
     """Batched, retrying calls to one served model.
 
     Args:
-      target: "host:port" of the gRPC endpoint.
+      target: "host:port" of the gRPC endpoint (TF Serving: 8500), or of the
+        REST API (8501) with ``protocol="rest"``.
       model_name: the served model's name.
       version, version_label: pin a version (default: the newest served).
       timeout: deadline per request, in seconds.
@@ -36,26 +38,35 @@ class ServingClient:
       max_workers: concurrent requests per call.
       max_retries, backoff_seconds: retries on UNAVAILABLE only (a server
         restarting), with exponential backoff and jitter; every other error
-        is raised at once.
+        is raised at once. Over REST: connection refused and HTTP 503; errors
+        are ``grpc.RpcError``s there too (rest_client.RestError).
+      protocol: "grpc" or "rest"; both give the same results.
     """
 
     def __init__(self, target: str, model_name: str, version: Optional[int] = None,
                  version_label: Optional[str] = None, timeout: float = 10.0,
                  max_batch_size: int = 256, max_workers: int = 4, max_retries: int = 3,
-                 backoff_seconds: float = 0.1):
+                 backoff_seconds: float = 0.1, protocol: str = "grpc"):
         if version is not None and version_label:
             raise ValueError("pin a version or a version label, not both")
+        if protocol not in ("grpc", "rest"):
+            raise ValueError(f'protocol is "grpc" or "rest", not {protocol!r}')
         self.model_name, self.version, self.version_label = model_name, version, version_label
         self.timeout, self.max_batch_size = timeout, max_batch_size
         self.max_retries, self.backoff_seconds = max_retries, backoff_seconds
-        self.channel = grpc.insecure_channel(target, options=tensors.GRPC_OPTIONS)
-        self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+        if protocol == "rest":
+            self.channel = None
+            self.predictions = self.models = rest_client.RestStub(target)
+        else:
+            self.channel = grpc.insecure_channel(target, options=tensors.GRPC_OPTIONS)
+            self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+            self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
         self._pool = futures.ThreadPoolExecutor(max_workers=max_workers)
 
     def close(self):
         self._pool.shutdown(wait=False)
-        self.channel.close()
+        if self.channel:
+            self.channel.close()
 
     def __enter__(self):
         return self

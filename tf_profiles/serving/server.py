@@ -214,6 +214,21 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.registry = registry
 
     def Predict(self, request, context):
+        served, name, outputs = self.run(request, context)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = served.version
+        response.model_spec.signature_name = name
+        for key, tensor in outputs.items():
+            tensors.write_tensor(tensor, response.outputs[key])
+        return response
+
+    def run(self, request, context):
+        """Checks and runs a PredictRequest: (version, signature name, {alias: tf.Tensor}).
+
+        The gRPC and the REST API (rest.py) both answer through here, so they
+        check inputs and report errors alike.
+        """
         served = self.registry.resolve(request.model_spec, context)
         name = request.model_spec.signature_name or SERVING_DEFAULT
         if name not in served.signatures:
@@ -230,13 +245,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         if unknown:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                           f"output tensor alias not found in signature: {', '.join(unknown)}")
-        response = predict_pb2.PredictResponse()
-        response.model_spec.name = request.model_spec.name
-        response.model_spec.version.value = served.version
-        response.model_spec.signature_name = name
-        for key in wanted:
-            tensors.write_tensor(outputs[key], response.outputs[key])
-        return response
+        return served, name, {key: outputs[key] for key in sorted(wanted)}
 
     def GetModelMetadata(self, request, context):
         served = self.registry.resolve(request.model_spec, context)
@@ -260,8 +269,14 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     def GetModelStatus(self, request, context):
         model = self.registry.models.get(request.model_spec.name)
         versions = sorted(model.versions) if model else []
+        # As in TF Serving's get_model_status_impl.cc, a version label is not
+        # resolved: the status of every version comes back.
         if request.model_spec.HasField("version"):
-            versions = [v for v in versions if v == request.model_spec.version.value]
+            wanted = request.model_spec.version.value
+            versions = [v for v in versions if v == wanted]
+            if not versions:
+                context.abort(grpc.StatusCode.NOT_FOUND,
+                              f"Could not find version {wanted} of model {request.model_spec.name}")
         if not versions:
             context.abort(grpc.StatusCode.NOT_FOUND,
                           f"Could not find any versions of model {request.model_spec.name}")
@@ -270,6 +285,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             status = response.model_version_status.add()
             status.version = version
             status.state = get_model_status_pb2.ModelVersionStatus.AVAILABLE
+            status.status.SetInParent()  # TF Serving always sets it: error_code OK
         return response
 
 
@@ -291,13 +307,22 @@ def start_server(registry: ModelRegistry, port: int = 8500, host: str = "127.0.0
     return server, bound
 
 
-def serve_forever(registry: ModelRegistry, port: int, host: str, poll_seconds: float):
+def serve_forever(registry: ModelRegistry, port: int, host: str, poll_seconds: float,
+                  rest_api_port: int = 0):
+    """gRPC on ``port`` and, unless ``rest_api_port`` is 0, the REST API beside it."""
+    from tf_profiles.serving.rest import start_rest_server  # rest.py builds on this module
+
     server, bound = start_server(registry, port, host, poll_seconds=poll_seconds)
+    rest, rest_bound = start_rest_server(registry, rest_api_port, host) if rest_api_port else (
+        None, None)
     served = {name: sorted(m.versions) for name, m in registry.models.items()}
-    print(f"serving {served} on {host}:{bound} (Ctrl-C stops)", flush=True)
+    print(f"serving {served} on {host}:{bound}"
+          + (f", REST API on {host}:{rest_bound}" if rest else "") + " (Ctrl-C stops)", flush=True)
     try:
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
+        if rest:
+            rest.shutdown()
         server.stop(grace=2)
         registry.stop()
