@@ -26,7 +26,8 @@ def test_serve_and_query_commands(fresh_base):
     port = _free_port()
     script = Path(sys.executable).parent / "tf-profiles"
     server = subprocess.Popen([str(script), "serve", "--model-name", "tiny",
-                               "--model-base-path", str(fresh_base), "--port", str(port)],
+                               "--model-base-path", str(fresh_base), "--port", str(port),
+                               "--rest-api-port", str(_free_port())],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         ready, _, _ = select.select([server.stdout], [], [], 180)
