@@ -89,6 +89,9 @@ def embed_catalogue_texts(items: pd.DataFrame, users: pd.DataFrame, encoder: Tex
 class ModelDir:
     path: Path
 
+    def __post_init__(self):
+        self.path = Path(self.path)
+
     config_file = property(lambda self: self.path / "config.json")
     model_file = property(lambda self: self.path / "model.keras")
     split_dir = property(lambda self: self.path / "split")
