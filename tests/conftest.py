@@ -122,3 +122,26 @@ def train_tiny(root: Path, tiny_bert: Path, **overrides) -> Path:
 def trained_model(tiny_bert, tmp_path_factory):
     """A tiny trained model folder; its data files are in ``../data``."""
     return train_tiny(tmp_path_factory.mktemp("served"), tiny_bert)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def every_export_passes_the_static_serving_check():
+    """Every SavedModel the suite writes (exports, shards) uses only ops and
+    attributes the installed TensorFlow's model server knows (check-serving's
+    static check), so no test can pass on an export TF Serving would refuse."""
+    import tensorflow as tf
+
+    from tf_profiles.serving import compat, export, shards
+
+    defs = compat.op_defs(tf.__version__, log=lambda _: None)
+    write_version = export.write_version
+
+    def checked(module, target, *args, **kwargs):
+        written = write_version(module, target, *args, **kwargs)
+        assert compat.static_problems(target, defs) == [], target
+        return written
+
+    with pytest.MonkeyPatch.context() as patch:
+        for owner in (export, shards):
+            patch.setattr(owner, "write_version", checked)
+        yield
