@@ -12,13 +12,21 @@ class TrainConfig:
     """Hyper-parameters; ``--config FILE`` (JSON) overrides any of them.
 
     Attributes:
-      protocol: which split trains the model ("loo", "cold-items", "cold-users").
+      protocol: which split trains the model (see ``tf_profiles.data.splits``).
+      holdout: False trains on every event (the deployable model; nothing is
+        held out, so there is no validation: set ``epochs`` to what a held-out
+        run selected).
+      split_seed: the split's random choices (same-second event order, the
+        held-out item or user sample); fixed across model seeds, so runs with
+        different ``seed`` are compared on the same split.
       encoder: BERT checkpoint folder; None = bundled all-MiniLM-L6-v2.
       encoder_mode: "frozen" (text embedded once and cached; fast on CPU) or
         "finetune" (the top ``trainable_layers`` encoder layers train; for GPUs).
       mixed_precision: compute in float16 (GPU only; weights stay float32).
     """
     protocol: str = "loo"
+    holdout: bool = True
+    split_seed: int = 0
     epochs: int = 8
     batch_size: int = 512
     learning_rate: float = 2e-3

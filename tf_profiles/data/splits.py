@@ -112,8 +112,15 @@ def cold_start_users(interactions: pd.DataFrame, fraction: float = 0.1,
 
 
 def make_split(protocol: str, interactions: pd.DataFrame, seed: int = 0,
-               item_ids=None) -> Split:
-    """The split of ``protocol``; ``item_ids`` is the catalogue to rank."""
+               item_ids=None, holdout: bool = True) -> Split:
+    """The split of ``protocol``; ``item_ids`` is the catalogue to rank.
+
+    With ``holdout=False`` every event trains (valid and test are empty).
+    """
+    if not holdout:
+        events = sort_events(interactions)
+        return Split(protocol, events, events.iloc[:0], events.iloc[:0],
+                     _catalogue(events, item_ids))
     if protocol == "loo":
         return leave_one_out(interactions, item_ids)
     if protocol == "cold-items":

@@ -147,8 +147,8 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     config_record = {**config.to_dict(), "encoder": str(checkpoint)}
     target.config_file.write_text(json.dumps(config_record, indent=2))
 
-    split = make_split(config.protocol, dataset.interactions, seed=config.seed,
-                       item_ids=list(dataset.items.index))
+    split = make_split(config.protocol, dataset.interactions, seed=config.split_seed,
+                       item_ids=list(dataset.items.index), holdout=config.holdout)
     split.save(target.split_dir)
     finetuning = config.encoder_mode == "finetune"
     with strategy.scope():
