@@ -30,7 +30,18 @@ class EvalRows:
 
 
 def eval_rows(split: Split, stage: str, max_history: int) -> EvalRows:
-    """Rows for ``stage`` "test" (known = train + valid) or "valid" (known = train)."""
+    """Rows for ``stage`` "test" (known = train + valid) or "valid" (known = train).
+
+    Every held-out event among the candidates is a target of its user. For
+    the ``temporal`` protocol the held-out events are a whole period: only
+    users with a known event are tested (a user first seen inside the period
+    has no history to rank from), and their targets are the period's items
+    new to them (an item they already know is masked, so it could never be hit).
+
+    Known events are concatenated train before valid; the stable sort
+    downstream keeps that order for equal times, which is the split's order
+    (a user's valid events never precede their train events).
+    """
     if stage == "valid":
         known, held = split.train, split.valid
     elif stage == "test":
@@ -39,6 +50,12 @@ def eval_rows(split: Split, stage: str, max_history: int) -> EvalRows:
         raise ValueError(f"stage must be 'valid' or 'test', not {stage!r}")
     column = {item: index for index, item in enumerate(split.candidates)}
     held = held[held["item_id"].isin(column)]
+    if split.protocol == "temporal":
+        held = held[held["user_id"].isin(known["user_id"])]
+        held = held.drop_duplicates(["user_id", "item_id"])
+        held = held.merge(known[["user_id", "item_id"]].drop_duplicates(), how="left",
+                          indicator=True)
+        held = held[held["_merge"] == "left_only"]
     users = np.array(sorted(held["user_id"].unique()), dtype=object)
     targets_by_user = held.groupby("user_id")["item_id"].agg(list)
     seen_by_user = known[known["item_id"].isin(column)].groupby("user_id")["item_id"].agg(list)
