@@ -106,3 +106,35 @@ def test_user_text_changes_the_profile():
 ])
 def test_towers_round_trip_through_keras_saving(tower, inputs, tmp_path):
     check_save_load(tower(), inputs(), tmp_path / "tower.keras")
+
+
+@pytest.mark.parametrize("switches", [{"use_id": False}, {"use_text": False}])
+def test_item_tower_ablations_ignore_the_switched_off_input(switches, tmp_path):
+    tower = ItemTower(3, text_dim=4, embedding_dim=8, id_dropout=0.0, **switches)
+    text = np.random.default_rng(0).normal(size=(2, 4))
+    other_input = (_items([2, 1], text) if not switches.get("use_id", True)
+                   else _items([1, 2], text[::-1]))
+    assert np.allclose(tower(_items([1, 2], text)).numpy(), tower(other_input).numpy())
+    check_config(tower)
+    check_save_load(tower, _items([1, 0], text), tmp_path / "tower.keras")
+
+
+@pytest.mark.parametrize("switches, changed", [
+    ({"use_id": False}, {spec.USER_INDEX: tf.constant([0, 1], tf.int64)}),
+    ({"use_text": False}, {spec.USER_TEXT_EMBEDDING: tf.ones((2, 4))}),
+    ({"use_history": False}, {spec.HISTORY_EMBEDDINGS: tf.ones((2, 3, 8))}),
+])
+def test_user_tower_ablations_ignore_the_switched_off_input(switches, changed, tmp_path):
+    tower = UserTower(2, text_dim=4, embedding_dim=8, max_history=3, num_layers=1,
+                      dropout=0.0, **switches)
+    inputs = _user_inputs([[True, False, True], [True] * 3])
+    assert np.allclose(tower(inputs).numpy(), tower(dict(inputs, **changed)).numpy())
+    check_config(tower)
+    check_save_load(tower, inputs, tmp_path / "tower.keras")
+
+
+def test_a_tower_without_inputs_is_refused():
+    with pytest.raises(ValueError, match="use_id or use_text"):
+        ItemTower(3, 4, 8, use_id=False, use_text=False)
+    with pytest.raises(ValueError, match="use_history"):
+        UserTower(3, 4, 8, use_id=False, use_text=False, use_history=False)

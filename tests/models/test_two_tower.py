@@ -18,11 +18,12 @@ def _preprocessor(items, users, text_dim=4):
     return preprocessor
 
 
-def _model(items, users, dim=8, text_dim=4, temperature=0.1):
+def _model(items, users, dim=8, text_dim=4, temperature=0.1, negatives="in-batch"):
     return TwoTowerModel(
         _preprocessor(items, users, text_dim),
         UserTower(len(users), text_dim, dim, max_history=4, num_layers=1, dropout=0.0),
-        ItemTower(len(items), text_dim, dim, id_dropout=0.0), temperature=temperature)
+        ItemTower(len(items), text_dim, dim, id_dropout=0.0), temperature=temperature,
+        negatives=negatives)
 
 
 def _batch(examples, size=None):
@@ -47,14 +48,38 @@ def test_loss_is_in_batch_softmax_with_logq_and_accidental_hits(examples):
     duplicate = (ids[:, None] == ids[None, :]) & ~np.eye(len(ids), dtype=bool)
     assert duplicate.any()  # the batch exercises accidental-hit removal
     logits[duplicate] = np.finfo(np.float32).min / 2
-    log_softmax = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1,
-                                  keepdims=True)) - logits.max(1, keepdims=True)
-    expected = -np.trace(log_softmax)
+    expected = -np.trace(_log_softmax(logits))
     assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
 
 
-def test_training_lowers_the_loss(examples):
-    model = _model(sorted(set(examples["item_id"])), sorted(set(examples["user_id"])))
+def _log_softmax(logits):
+    top = logits.max(1, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(1, keepdims=True))
+
+
+def test_catalogue_loss_is_a_full_softmax_over_the_vocabulary(examples):
+    # The vocabulary lacks one batch item: its positive column still counts,
+    # and a history holding it embeds it through the item tower.
+    items = sorted(set(examples["item_id"]))
+    model = _model(items[1:], sorted(set(examples["user_id"])), negatives="catalogue")
+    batch = _batch(examples, 16)
+    assert items[0] in batch[spec.ITEM_ID].numpy().astype(str)
+    assert items[0] in batch[spec.HISTORY].numpy().astype(str)
+    users = model.user_embedding(batch).numpy()
+    positives = model.item_embedding(batch).numpy()
+    catalogue = model.item_embedding({spec.ITEM_ID: tf.constant(items[1:])}).numpy()
+    logits = users @ catalogue.T
+    is_positive = batch[spec.ITEM_ID].numpy().astype(str)[:, None] == np.array(items[1:])
+    logits[is_positive] = -np.inf
+    logits = np.concatenate([(users * positives).sum(1, keepdims=True), logits], 1) / 0.1
+    expected = -_log_softmax(logits)[:, 0].sum()
+    assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("negatives", ["in-batch", "catalogue"])
+def test_training_lowers_the_loss(examples, negatives):
+    model = _model(sorted(set(examples["item_id"])), sorted(set(examples["user_id"])),
+                   negatives=negatives)
     model.compile(tf.keras.optimizers.Adam(0.01))
     dataset = tf.data.Dataset.from_tensor_slices(
         {k: v.astype(str) if v.dtype == object else v for k, v in examples.items()}).batch(32)

@@ -115,3 +115,38 @@ def test_bad_config_values():
         TrainConfig(encoder_mode="thawed")
     with pytest.raises(ValueError, match="not divisible"):
         TrainConfig(embedding_dim=10, num_heads=3)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(tiny_bert, tiny_data, cache_dir,
+                                                        tmp_path):
+    from tf_profiles.evaluation.protocol import eval_rows
+    from tf_profiles.evaluation.scoring import held_out_metrics
+
+    dataset = load_dataset(tiny_data["interactions"], tiny_data["items"], tiny_data["users"])
+    config = _tiny_config(tiny_bert, epochs=6, patience=1, learning_rate=0.05)
+    metrics = train(dataset, config, tmp_path / "model", cache_dir)
+    validation = metrics["history"]["val_ndcg@10"]
+    best = int(np.argmax(validation))
+    assert metrics["selected_epochs"] == best + 1
+    # Stopped once `patience` epochs brought nothing better (or ran out).
+    assert len(validation) == min(best + 1 + config.patience, config.epochs)
+    folder = ModelDir(tmp_path / "model")
+    rows = eval_rows(folder.split(), "valid", config.max_history)
+    restored = held_out_metrics(folder.load_model(), rows)["NDCG@10"]
+    assert restored == pytest.approx(validation[best], abs=1e-6)
+
+
+def test_holdout_none_trains_on_every_event(tiny_bert, tiny_data, cache_dir, tmp_path):
+    dataset = load_dataset(tiny_data["interactions"], tiny_data["items"], tiny_data["users"])
+    metrics = train(dataset, _tiny_config(tiny_bert, holdout=False), tmp_path / "model",
+                    cache_dir)
+    split = ModelDir(tmp_path / "model").split()
+    assert len(split.train) == len(dataset.interactions) and split.test.empty
+    assert metrics["selected_epochs"] == 2 and "val_ndcg@10" not in metrics["history"]
+
+
+def test_catalogue_negatives_need_a_frozen_encoder():
+    with pytest.raises(ValueError, match="frozen"):
+        TrainConfig(negatives="catalogue", encoder_mode="finetune")
+    with pytest.raises(ValueError, match="negatives 'sampled'"):
+        TrainConfig(negatives="sampled")

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from tf_profiles.models.two_tower import NEGATIVES
+
 ENCODER_MODES = ("frozen", "finetune")
 
 
@@ -23,11 +25,19 @@ class TrainConfig:
       encoder_mode: "frozen" (text embedded once and cached; fast on CPU) or
         "finetune" (the top ``trainable_layers`` encoder layers train; for GPUs).
       mixed_precision: compute in float16 (GPU only; weights stay float32).
+      epochs: the most epochs; with validation events, training stops after
+        ``patience`` epochs without a better validation NDCG@10 and keeps the
+        best epoch's weights (``selected_epochs`` in metrics.json).
+      negatives: "in-batch" or "catalogue" (see ``TwoTowerModel``).
+      use_item_ids, use_user_ids, use_item_text, use_user_text, use_history:
+        which inputs the towers read (ablations; user text is the rendered
+        user attributes).
     """
     protocol: str = "loo"
     holdout: bool = True
     split_seed: int = 0
     epochs: int = 8
+    patience: int = 2
     batch_size: int = 512
     learning_rate: float = 2e-3
     embedding_dim: int = 64
@@ -38,6 +48,12 @@ class TrainConfig:
     id_dropout: float = 0.1
     temperature: float = 0.05
     logq_strength: float = 1.0
+    negatives: str = "in-batch"
+    use_item_ids: bool = True
+    use_user_ids: bool = True
+    use_item_text: bool = True
+    use_user_text: bool = True
+    use_history: bool = True
     text_max_length: int = 64
     encoder: Optional[str] = None
     encoder_mode: str = "frozen"
@@ -49,7 +65,15 @@ class TrainConfig:
         if self.encoder_mode not in ENCODER_MODES:
             raise ValueError(f"encoder_mode {self.encoder_mode!r}: choose one of "
                              f"{', '.join(ENCODER_MODES)}")
-        for name in ("epochs", "batch_size", "embedding_dim", "max_history", "num_layers",
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"negatives {self.negatives!r}: choose one of "
+                             f"{', '.join(NEGATIVES)}")
+        if self.negatives == "catalogue" and self.encoder_mode == "finetune":
+            raise ValueError("negatives 'catalogue' needs encoder_mode 'frozen': a fine-tuned "
+                             "encoder would re-encode the whole catalogue every step")
+        if not (self.use_item_ids or self.use_item_text):
+            raise ValueError("use_item_ids and use_item_text are both off: items have no input")
+        for name in ("epochs", "patience", "batch_size", "embedding_dim", "max_history", "num_layers",
                      "num_heads", "text_max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")

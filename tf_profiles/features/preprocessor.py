@@ -153,6 +153,10 @@ class Preprocessor(tf.keras.layers.Layer):
         given = tf.scatter_nd(tf.where(present), tf.gather(encoded, index), shape)
         return tf.where(present[:, tf.newaxis], given, stored)
 
+    def item_vocabulary_ids(self) -> tf.Tensor:
+        """[N] the items with an ID embedding, in index order (index i + 1)."""
+        return tf.constant(self.item_vocabulary, tf.string)
+
     def item_features(self, item_id, item_text=None, training=None) -> dict:
         """Items (ids of any shape; ``item_text`` only for [B] ids) → ``spec.ITEM_INDEX``
         and ``spec.ITEM_TEXT_EMBEDDING``."""

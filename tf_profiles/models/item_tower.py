@@ -18,33 +18,53 @@ class ItemTower(tf.keras.Model):
       embedding_dim: output size.
       id_dropout: in training, the probability of dropping an item's ID
         embedding, which teaches the text path to stand on its own (cold start).
+      use_id, use_text: which inputs the tower reads (ablations: an ID-only
+        tower is the classic ID model, a text-only one a content model).
+
+    Raises:
+      ValueError: neither input is used.
 
     Call inputs (dict, any leading shape): ``spec.ITEM_INDEX`` [...] int and
     ``spec.ITEM_TEXT_EMBEDDING`` [..., text_dim], as the Preprocessor makes them.
     """
 
     def __init__(self, vocabulary_size: int, text_dim: int, embedding_dim: int = 64,
-                 id_dropout: float = 0.1, **kwargs):
+                 id_dropout: float = 0.1, use_id: bool = True, use_text: bool = True,
+                 **kwargs):
         super().__init__(**kwargs)
+        if not (use_id or use_text):
+            raise ValueError("ItemTower needs use_id or use_text: it has no other input")
         self.vocabulary_size, self.text_dim = int(vocabulary_size), int(text_dim)
         self.embedding_dim, self.id_dropout = int(embedding_dim), id_dropout
-        self.id_embedding = tf.keras.layers.Embedding(self.vocabulary_size + 1, embedding_dim)
-        self.text_projection = tf.keras.Sequential([
-            tf.keras.layers.Dense(2 * embedding_dim, activation="gelu"),
-            tf.keras.layers.Dense(embedding_dim),
-        ], name="text_projection")
+        self.use_id, self.use_text = bool(use_id), bool(use_text)
+        if self.use_id:
+            self.id_embedding = tf.keras.layers.Embedding(self.vocabulary_size + 1,
+                                                          embedding_dim)
+        if self.use_text:
+            self.text_projection = tf.keras.Sequential([
+                tf.keras.layers.Dense(2 * embedding_dim, activation="gelu"),
+                tf.keras.layers.Dense(embedding_dim),
+            ], name="text_projection")
 
     def call(self, inputs, training=False):
         index = inputs[spec.ITEM_INDEX]
-        if training and self.id_dropout > 0:
-            dropped = tf.random.uniform(tf.shape(index)) < self.id_dropout
-            index = tf.where(dropped, tf.zeros_like(index), index)
-        # Row 0 is not used: an unseen (or dropped-out) id contributes
-        # nothing, so such an item is embedded by its text alone rather than
-        # shifted towards a generic "unknown item" vector.
-        known = tf.cast(index > 0, self.compute_dtype)[..., tf.newaxis]
         text = tf.cast(inputs[spec.ITEM_TEXT_EMBEDDING], self.compute_dtype)
-        return self.id_embedding(index) * known + self.text_projection(text)
+        output = tf.zeros(tf.concat([tf.shape(index), [self.embedding_dim]], 0),
+                          self.compute_dtype)
+        if self.use_id:
+            # ID dropout only teaches the text path to stand alone: without
+            # text it would just blank items.
+            if training and self.id_dropout > 0 and self.use_text:
+                dropped = tf.random.uniform(tf.shape(index)) < self.id_dropout
+                index = tf.where(dropped, tf.zeros_like(index), index)
+            # Row 0 is not used: an unseen (or dropped-out) id contributes
+            # nothing, so such an item is embedded by its text alone rather
+            # than shifted towards a generic "unknown item" vector.
+            known = tf.cast(index > 0, self.compute_dtype)[..., tf.newaxis]
+            output += self.id_embedding(index) * known
+        if self.use_text:
+            output += self.text_projection(text)
+        return output
 
     # Keras rebuilds a reloaded model from its input shape, which cannot
     # describe a dict of features; building on one padding item does.
@@ -58,4 +78,4 @@ class ItemTower(tf.keras.Model):
     def get_config(self):
         return {"vocabulary_size": self.vocabulary_size, "text_dim": self.text_dim,
                 "embedding_dim": self.embedding_dim, "id_dropout": self.id_dropout,
-                "name": self.name}
+                "use_id": self.use_id, "use_text": self.use_text, "name": self.name}

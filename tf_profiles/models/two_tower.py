@@ -37,6 +37,9 @@ def _all_replicas_candidates(context, embeddings, ids, probability):
     return gather(embeddings), ids, probability
 
 
+NEGATIVES = ("in-batch", "catalogue")
+
+
 @tf.keras.utils.register_keras_serializable(package="tf_profiles")
 class TwoTowerModel(tfrs.Model):
     """TFRS two-tower retrieval: in-batch softmax with logQ correction.
@@ -60,7 +63,12 @@ class TwoTowerModel(tfrs.Model):
         scores are lowered by ``logq_strength * log(item_probability)``. 1 is
         the full logQ correction (unbiased softmax over the catalogue), 0
         none (in-batch negatives then favour popular items, which full-
-        ranking accuracy metrics partly reward).
+        ranking accuracy metrics partly reward). In-batch negatives only.
+      negatives: "in-batch" (TFRS's sampled softmax over the batch's items,
+        logQ-corrected: scales to any catalogue) or "catalogue" (a full
+        softmax over every item of the preprocessor's item vocabulary at
+        each step: exact, no sampling bias; affordable for catalogues of
+        up to ~10^5 items and a frozen encoder).
 
     Call inputs: raw features (see :mod:`tf_profiles.features.examples`);
     returns ``{"user_embedding": [B, D], "item_embedding": [B, D]}`` (the
@@ -69,8 +77,11 @@ class TwoTowerModel(tfrs.Model):
 
     def __init__(self, preprocessor: Preprocessor, user_tower: UserTower,
                  item_tower: ItemTower, temperature: float = 0.05,
-                 remove_accidental_hits: bool = True, logq_strength: float = 1.0, **kwargs):
+                 remove_accidental_hits: bool = True, logq_strength: float = 1.0,
+                 negatives: str = "in-batch", **kwargs):
         super().__init__(**kwargs)
+        if negatives not in NEGATIVES:
+            raise ValueError(f"negatives {negatives!r}: choose one of {', '.join(NEGATIVES)}")
         if user_tower.embedding_dim != item_tower.embedding_dim:
             raise ValueError(
                 f"tower sizes differ: user {user_tower.embedding_dim}, item "
@@ -81,6 +92,7 @@ class TwoTowerModel(tfrs.Model):
         self.temperature = temperature
         self.remove_accidental_hits = remove_accidental_hits
         self.logq_strength = logq_strength
+        self.negatives = negatives
         self.task = tfrs.tasks.Retrieval(
             temperature=temperature, remove_accidental_hits=remove_accidental_hits)
         # The softmax over scores must run in float32 under a mixed_float16
@@ -95,7 +107,8 @@ class TwoTowerModel(tfrs.Model):
         """The same towers (shared, not copied) behind another preprocessor,
         e.g. one holding a profile store's catalogue and users."""
         return type(self)(preprocessor, self.user_tower, self.item_tower, self.temperature,
-                          self.remove_accidental_hits, self.logq_strength, name=self.name)
+                          self.remove_accidental_hits, self.logq_strength, self.negatives,
+                          name=self.name)
 
     # === Embeddings ===
 
@@ -119,6 +132,9 @@ class TwoTowerModel(tfrs.Model):
             spec.ITEM_INDEX: features[spec.HISTORY_INDEX],
             spec.ITEM_TEXT_EMBEDDING: features[spec.HISTORY_TEXT_EMBEDDING]},
             training=training))  # [B, H, D]
+        return self._embed_users(features, history, training)
+
+    def _embed_users(self, features, history, training):
         return _unit(self.user_tower({**features, spec.HISTORY_EMBEDDINGS: history},
                                      training=training))
 
@@ -161,6 +177,8 @@ class TwoTowerModel(tfrs.Model):
         return {"loss": self.loss_per_example.result()}
 
     def compute_loss(self, features, training=False):
+        if self.negatives == "catalogue":
+            return self._catalogue_softmax_loss(features, training)
         user = self.user_embedding(features, training)
         item = self.item_embedding(features, training)
         probability = features.get(spec.ITEM_PROBABILITY)
@@ -177,6 +195,57 @@ class TwoTowerModel(tfrs.Model):
         return self.task(
             user, item, candidate_sampling_probability=probability,
             candidate_ids=ids, compute_metrics=False)
+
+    def _catalogue_softmax_loss(self, features, training):
+        """Summed softmax cross-entropy of each positive against every vocabulary item.
+
+        TFRS's Retrieval task reads positives off the diagonal of a batch ×
+        batch score matrix, so it cannot score a batch against the whole
+        catalogue; this is its loss with the catalogue as the candidates.
+        The positive is its own column (it may lie outside the vocabulary,
+        e.g. a new item in fine-tuning), and its copy among the vocabulary
+        columns is masked, as TFRS masks accidental hits.
+        """
+        vocabulary = self.preprocessor.item_vocabulary_ids()  # [N]
+        catalogue = self.item_embedding({spec.ITEM_ID: vocabulary}, training)  # [N, D]
+        user_features = self.preprocessor.user_features(
+            features[spec.USER_ID], features[spec.HISTORY], features.get(spec.HISTORY_RATING),
+            features.get(spec.USER_TEXT), training)
+        user = self._embed_users(
+            user_features, self._history_from_catalogue(user_features, catalogue, training),
+            training)
+        item_features = self.preprocessor.item_features(
+            features[spec.ITEM_ID], features.get(spec.ITEM_TEXT), training)
+        positive = _unit(self.item_tower(item_features, training=training))  # [B, D]
+        columns = tf.range(1, tf.shape(vocabulary, out_type=tf.int64)[0] + 1)
+        is_positive = tf.equal(item_features[spec.ITEM_INDEX][:, tf.newaxis],
+                               columns[tf.newaxis, :])  # [B, N]
+        scores = tf.concat([
+            tf.reduce_sum(user * positive, axis=-1, keepdims=True),
+            tf.where(is_positive, tf.float32.min, tf.matmul(user, catalogue, transpose_b=True)),
+        ], axis=1) / self.temperature  # [B, 1 + N]: the positive is column 0
+        labels = tf.zeros(tf.shape(scores)[:1], tf.int32)
+        return tf.reduce_sum(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores))
+
+    def _history_from_catalogue(self, features, catalogue, training):
+        """[B, H, D] history embeddings, vocabulary items read from ``catalogue``.
+
+        The same vectors ``embed_user_features`` computes (an item's
+        embedding depends on its index and text only), but the item tower
+        runs once per vocabulary item instead of once per history slot
+        (B × H ≫ N on small catalogues). Padding reads a zero row; items
+        outside the vocabulary (index 0) still go through the item tower.
+        """
+        index = features[spec.HISTORY_INDEX]  # [B, H]
+        table = tf.concat([tf.zeros_like(catalogue[:1]), catalogue], axis=0)  # [1 + N, D]
+        history = tf.gather(table, index)
+        unknown = tf.where(features[spec.HISTORY_MASK] & tf.equal(index, 0))  # [U, 2]
+        unknown_history = _unit(self.item_tower({
+            spec.ITEM_INDEX: tf.gather_nd(index, unknown),
+            spec.ITEM_TEXT_EMBEDDING: tf.gather_nd(features[spec.HISTORY_TEXT_EMBEDDING],
+                                                   unknown)}, training=training))
+        return tf.tensor_scatter_nd_update(history, unknown, unknown_history)
 
     # === Config ===
 
@@ -199,6 +268,7 @@ class TwoTowerModel(tfrs.Model):
             "temperature": self.temperature,
             "remove_accidental_hits": self.remove_accidental_hits,
             "logq_strength": self.logq_strength,
+            "negatives": self.negatives,
             "name": self.name,
         }
 

@@ -23,6 +23,12 @@ class UserTower(tf.keras.Model):
       max_history: longest history read.
       num_layers, num_heads: self-attention blocks over the history.
       dropout: dropout rate in the attention blocks and the fusion.
+      use_id, use_text, use_history: which inputs the tower reads (ablations;
+        without the history it is a static user model, with the history alone
+        a sequential model of items).
+
+    Raises:
+      ValueError: no input is used.
 
     Call inputs (dict): ``spec.USER_INDEX`` [B] int; ``spec.USER_TEXT_EMBEDDING``
     [B, text_dim]; ``spec.HISTORY_EMBEDDINGS`` [B, H, D]; ``spec.HISTORY_MASK``
@@ -31,28 +37,46 @@ class UserTower(tf.keras.Model):
 
     def __init__(self, vocabulary_size: int, text_dim: int, embedding_dim: int = 64,
                  max_history: int = 50, num_layers: int = 2, num_heads: int = 2,
-                 dropout: float = 0.2, **kwargs):
+                 dropout: float = 0.2, use_id: bool = True, use_text: bool = True,
+                 use_history: bool = True, **kwargs):
         super().__init__(**kwargs)
+        if not (use_id or use_text or use_history):
+            raise ValueError("UserTower needs use_id, use_text or use_history: "
+                             "it has no other input")
         self.vocabulary_size, self.text_dim = int(vocabulary_size), int(text_dim)
         self.embedding_dim, self.max_history = int(embedding_dim), max_history
         self.num_layers, self.num_heads, self.dropout = num_layers, num_heads, dropout
-        self.id_embedding = tf.keras.layers.Embedding(self.vocabulary_size + 1, embedding_dim)
-        self.text_projection = tf.keras.layers.Dense(embedding_dim, name="text_projection")
-        self.recency_embedding = tf.keras.layers.Embedding(max_history, embedding_dim)
-        self.rating_projection = tf.keras.layers.Dense(embedding_dim, name="rating_projection")
-        self.input_norm = tf.keras.layers.LayerNormalization()
-        self.attention = [tf.keras.layers.MultiHeadAttention(
-            num_heads, embedding_dim // num_heads, dropout=dropout) for _ in range(num_layers)]
-        self.attention_norm = [tf.keras.layers.LayerNormalization() for _ in range(num_layers)]
-        self.feed_forward = [tf.keras.Sequential([
-            tf.keras.layers.Dense(2 * embedding_dim, activation="gelu"),
-            tf.keras.layers.Dense(embedding_dim), tf.keras.layers.Dropout(dropout)])
-            for _ in range(num_layers)]
-        self.feed_forward_norm = [tf.keras.layers.LayerNormalization() for _ in range(num_layers)]
+        self.use_id, self.use_text = bool(use_id), bool(use_text)
+        self.use_history = bool(use_history)
+        if self.use_id:
+            self.id_embedding = tf.keras.layers.Embedding(self.vocabulary_size + 1,
+                                                          embedding_dim)
+        if self.use_text:
+            self.text_projection = tf.keras.layers.Dense(embedding_dim,
+                                                         name="text_projection")
+        if self.use_history:
+            self._build_history_layers()
         self.fusion = tf.keras.Sequential([
             tf.keras.layers.Dropout(dropout),
             tf.keras.layers.Dense(2 * embedding_dim, activation="gelu"),
             tf.keras.layers.Dense(embedding_dim)], name="fusion")
+
+    def _build_history_layers(self):
+        embedding_dim, num_heads, dropout = self.embedding_dim, self.num_heads, self.dropout
+        self.recency_embedding = tf.keras.layers.Embedding(self.max_history, embedding_dim)
+        self.rating_projection = tf.keras.layers.Dense(embedding_dim, name="rating_projection")
+        self.input_norm = tf.keras.layers.LayerNormalization()
+        self.attention = [tf.keras.layers.MultiHeadAttention(
+            num_heads, embedding_dim // num_heads, dropout=dropout)
+            for _ in range(self.num_layers)]
+        self.attention_norm = [tf.keras.layers.LayerNormalization()
+                               for _ in range(self.num_layers)]
+        self.feed_forward = [tf.keras.Sequential([
+            tf.keras.layers.Dense(2 * embedding_dim, activation="gelu"),
+            tf.keras.layers.Dense(embedding_dim), tf.keras.layers.Dropout(dropout)])
+            for _ in range(self.num_layers)]
+        self.feed_forward_norm = [tf.keras.layers.LayerNormalization()
+                                  for _ in range(self.num_layers)]
 
     def _encode_history(self, history, mask, rating, training):
         history = tf.cast(history, self.compute_dtype)
@@ -80,13 +104,21 @@ class UserTower(tf.keras.Model):
         return last_state * tf.cast(last >= 0, states.dtype)[:, tf.newaxis]
 
     def call(self, inputs, training=False):
-        history = self._encode_history(
-            inputs[spec.HISTORY_EMBEDDINGS], inputs[spec.HISTORY_MASK],
-            inputs[spec.HISTORY_RATING], training)
-        text = tf.cast(inputs[spec.USER_TEXT_EMBEDDING], self.compute_dtype)
-        fused = tf.concat([history, self.id_embedding(inputs[spec.USER_INDEX]),
-                           self.text_projection(text)], axis=-1)
-        return history + self.fusion(fused, training=training)
+        parts = []
+        if self.use_history:
+            history = self._encode_history(
+                inputs[spec.HISTORY_EMBEDDINGS], inputs[spec.HISTORY_MASK],
+                inputs[spec.HISTORY_RATING], training)
+            parts.append(history)
+        if self.use_id:
+            parts.append(self.id_embedding(inputs[spec.USER_INDEX]))
+        if self.use_text:
+            text = tf.cast(inputs[spec.USER_TEXT_EMBEDDING], self.compute_dtype)
+            parts.append(self.text_projection(text))
+        fused = self.fusion(tf.concat(parts, axis=-1), training=training)
+        # The history state is a residual path: the profile starts from what
+        # the user just did and the fusion adjusts it by who they are.
+        return history + fused if self.use_history else fused
 
     # See ItemTower.get_build_config.
     def get_build_config(self):
@@ -103,4 +135,5 @@ class UserTower(tf.keras.Model):
         return {"vocabulary_size": self.vocabulary_size, "text_dim": self.text_dim,
                 "embedding_dim": self.embedding_dim, "max_history": self.max_history,
                 "num_layers": self.num_layers, "num_heads": self.num_heads,
-                "dropout": self.dropout, "name": self.name}
+                "dropout": self.dropout, "use_id": self.use_id, "use_text": self.use_text,
+                "use_history": self.use_history, "name": self.name}

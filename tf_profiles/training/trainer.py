@@ -52,14 +52,21 @@ def build_model(config: TrainConfig, preprocessor: Preprocessor) -> TwoTowerMode
     try:
         text_dim = preprocessor.text_dim
         item_tower = ItemTower(len(preprocessor.item_vocabulary), text_dim,
-                               config.embedding_dim, config.id_dropout)
+                               config.embedding_dim, config.id_dropout,
+                               use_id=config.use_item_ids, use_text=config.use_item_text)
         user_tower = UserTower(len(preprocessor.user_vocabulary), text_dim,
                                config.embedding_dim, config.max_history, config.num_layers,
-                               config.num_heads, config.dropout)
+                               config.num_heads, config.dropout, use_id=config.use_user_ids,
+                               use_text=config.use_user_text, use_history=config.use_history)
         return TwoTowerModel(preprocessor, user_tower, item_tower,
-                             temperature=config.temperature, logq_strength=config.logq_strength)
+                             temperature=config.temperature, logq_strength=config.logq_strength,
+                             negatives=config.negatives)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
+
+
+# What selects the epoch (and, in benchmarks/tune.py, the hyper-parameters).
+VALIDATION_METRIC = "val_ndcg@10"
 
 
 class ValidationCallback(tf.keras.callbacks.Callback):
@@ -71,7 +78,7 @@ class ValidationCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         metrics = held_out_metrics(self.model, self.rows)
-        logs["val_ndcg@10"] = metrics["NDCG@10"]
+        logs[VALIDATION_METRIC] = metrics["NDCG@10"]
         logs["val_recall@10"] = metrics["Recall@10"]
         print(f" - val NDCG@10 {metrics['NDCG@10']:.4f} Recall@10 {metrics['Recall@10']:.4f}")
 
@@ -186,8 +193,13 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
         catalogue.save(target.catalogue_dir)
 
     model.save(target.model_file)  # every worker: saving reads distributed variables
+    validation = history.history.get(VALIDATION_METRIC)
     metrics = {
         "train_seconds": round(seconds, 1),
+        # The epoch whose weights were kept: the best on validation, or the
+        # last one when nothing is held out.
+        "selected_epochs": (int(np.argmax(validation)) + 1 if validation
+                            else len(epoch_times.seconds)),
         "epoch_seconds": [round(s, 3) for s in epoch_times.seconds],
         "replicas": strategy.num_replicas_in_sync,
         "examples": int(len(examples[spec.ITEM_ID])),
@@ -230,7 +242,12 @@ def _callbacks(target: ModelDir, output_dir: Path, split, config: TrainConfig, s
     if len(split.valid) and is_chief(strategy):
         # On the chief only: it calls the towers directly (no collective ops),
         # so the other workers just wait at the next step's gradient sum.
-        callbacks.insert(1, ValidationCallback(eval_rows(split, "valid", config.max_history)))
+        # Listed before early stopping, which reads the metric it logs.
+        callbacks[1:1] = [
+            ValidationCallback(eval_rows(split, "valid", config.max_history)),
+            tf.keras.callbacks.EarlyStopping(
+                monitor=VALIDATION_METRIC, mode="max", patience=config.patience,
+                restore_best_weights=True)]
     return callbacks
 
 
