@@ -1,3 +1,5 @@
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,6 +29,67 @@ def test_bad_input_is_one_clear_line_not_a_traceback(tmp_path, tiny_data, capsys
     assert code == 2
     assert "bad.csv, line 2, column 'timestamp'" in error and "Traceback" not in error
     assert not (tmp_path / "model").exists()  # nothing half-written
+
+
+def test_train_protocols_are_the_splits_protocols():
+    from tf_profiles.cli import build_parser
+    from tf_profiles.data.splits import PROTOCOLS
+
+    train = build_parser()._subparsers._group_actions[0].choices["train"]
+    protocol = next(a for a in train._actions if a.dest == "protocol")
+    assert tuple(protocol.choices) == PROTOCOLS
+
+
+@pytest.mark.parametrize("metrics, message", [
+    (None, "cannot read .*metrics.json"),
+    ({"train_seconds": 1.0}, ".*metrics.json has no 'selected_epochs'")])
+def test_epochs_from_a_folder_without_selected_epochs(tmp_path, tiny_data, metrics, message,
+                                                      capsys):
+    (tmp_path / "held_out").mkdir()
+    if metrics is not None:
+        (tmp_path / "held_out" / "metrics.json").write_text(json.dumps(metrics))
+    code = main(["train", "--interactions", str(tiny_data["interactions"]),
+                 "--items", str(tiny_data["items"]), "--output", str(tmp_path / "model"),
+                 "--holdout", "none", "--epochs-from", str(tmp_path / "held_out")])
+    assert code == 2
+    assert re.search(f"--epochs-from: {message}", capsys.readouterr().err)
+
+
+def test_epochs_and_epochs_from_exclude_each_other(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--interactions", "i.csv", "--items", "t.csv", "--output", "m",
+              "--epochs", "2", "--epochs-from", str(tmp_path)])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_deployable_model_trains_on_every_event_for_the_selected_epochs(
+        tmp_path, tiny_data, tiny_bert, capsys):
+    # The main job: a held-out model selects the epochs, the deployable one
+    # trains on everything for that many epochs and is the one exported.
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(dict(epochs=3, batch_size=16, embedding_dim=8, max_history=4,
+                                      num_layers=1, text_max_length=16)))
+    common = ["--interactions", str(tiny_data["interactions"]), "--items",
+              str(tiny_data["items"]), "--users", str(tiny_data["users"]),
+              "--encoder", str(tiny_bert), "--cache-dir", str(tmp_path / "cache")]
+    held_out, deploy = tmp_path / "model", tmp_path / "deploy"
+    assert main(["train", *common, "--config", str(config), "--output", str(held_out)]) == 0
+    selected = read_json(held_out / "metrics.json")["selected_epochs"]
+    assert main(["train", *common, "--config", str(held_out / "config.json"),
+                 "--holdout", "none", "--epochs-from", str(held_out),
+                 "--output", str(deploy)]) == 0
+    assert f"epochs: {selected} (selected on validation" in capsys.readouterr().out
+    recorded = read_json(deploy / "config.json")
+    assert recorded["holdout"] is False and recorded["epochs"] == selected
+    every_event = pd.read_csv(tiny_data["interactions"])
+    assert len(pd.read_parquet(deploy / "split" / "train.parquet")) == len(every_event)
+
+    assert main(["evaluate", "--model", str(deploy), "--no-baselines"]) == 2
+    assert "no test events" in capsys.readouterr().err
+    assert main(["export", "--model", str(deploy), "--export-base",
+                 str(tmp_path / "saved")]) == 0
+    assert (tmp_path / "saved" / "1" / "saved_model.pb").exists()
 
 
 def test_evaluate_on_a_folder_that_is_not_a_model(tmp_path, capsys):

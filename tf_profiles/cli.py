@@ -26,8 +26,11 @@ def _train(args):
     from tf_profiles.training.trainer import train
 
     strategy = make_strategy(args.strategy)  # first: multi-worker sets up TF's collectives
-    overrides = dict(epochs=args.epochs, encoder=args.encoder, seed=args.seed,
-                     protocol=args.protocol, encoder_mode=args.encoder_mode)
+    epochs = _selected_epochs(args.epochs_from) if args.epochs_from else args.epochs
+    # None leaves the --config file's (or the default) value.
+    holdout = None if args.holdout is None else args.holdout == "protocol"
+    overrides = dict(epochs=epochs, encoder=args.encoder, seed=args.seed,
+                     protocol=args.protocol, encoder_mode=args.encoder_mode, holdout=holdout)
     config = (TrainConfig.from_file(args.config, **overrides) if args.config else
               TrainConfig(**{k: v for k, v in overrides.items() if v is not None}))
     dataset = load_dataset(args.interactions, args.items, args.users,
@@ -36,6 +39,22 @@ def _train(args):
         print(f"skipped rows: {json.dumps(dataset.skipped)}")
     metrics = train(dataset, config, args.output, cache_dir=args.cache_dir, strategy=strategy)
     print(f"trained in {metrics['train_seconds']} s; model folder: {args.output}")
+
+
+def _selected_epochs(model_dir) -> int:
+    """The epoch count validation selected in a held-out model folder (``--epochs-from``)."""
+    from tf_profiles.bundle.model_dir import ModelDir
+
+    path = ModelDir(model_dir).metrics_file
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"--epochs-from: cannot read {path}: {error}") from error
+    if "selected_epochs" not in metrics:
+        raise ValueError(f"--epochs-from: {path} has no 'selected_epochs'; give a model "
+                         f"folder trained with a held-out split (--holdout protocol)")
+    print(f"epochs: {metrics['selected_epochs']} (selected on validation in {model_dir})")
+    return int(metrics["selected_epochs"])
 
 
 def _evaluate(args):
@@ -209,11 +228,18 @@ def _add_train(commands):
     train.add_argument("--items", required=True, help="item_id,title[,description][,tags]")
     train.add_argument("--users", help="user_id[,attributes...][,text]")
     train.add_argument("--output", required=True, help="model folder to write")
-    train.add_argument("--epochs", type=int)
+    epochs = train.add_mutually_exclusive_group()
+    epochs.add_argument("--epochs", type=int)
+    epochs.add_argument("--epochs-from", metavar="DIR",
+                        help="the epochs validation selected in this held-out model folder "
+                             "(its metrics.json); for --holdout none")
     train.add_argument("--encoder", help="local BERT checkpoint folder (default: all-MiniLM-L6-v2)")
     train.add_argument("--encoder-mode", choices=["frozen", "finetune"])
-    train.add_argument("--protocol", choices=["loo", "cold-items", "cold-users"],
+    train.add_argument("--protocol", choices=["loo", "temporal", "cold-items", "cold-users"],
                        help="which split to train on (default loo)")
+    train.add_argument("--holdout", choices=["protocol", "none"],
+                       help="protocol (default): hold out the protocol's valid and test "
+                            "events; none: train on every event (the deployable model)")
     train.add_argument("--seed", type=int)
     train.add_argument("--config", help="JSON file of TrainConfig fields")
     train.add_argument("--skip-bad-rows", action="store_true",

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from tf_profiles.data.splits import Split, leave_one_out, temporal
+from tf_profiles.data.splits import Split, leave_one_out, make_split, temporal
 from tf_profiles.evaluation.protocol import eval_rows
 
 
@@ -62,3 +62,10 @@ def test_leave_one_out_rows_are_one_target_per_user_with_seen_masked():
 def test_an_unknown_stage_is_named():
     with pytest.raises(ValueError, match="'train'"):
         eval_rows(_temporal_split(), "train", max_history=3)
+
+
+def test_a_split_without_held_out_events_is_a_clear_error():
+    events = _frame([("a", "1", 1), ("a", "2", 2), ("a", "3", 3)])
+    split = make_split("loo", events, holdout=False)
+    with pytest.raises(ValueError, match="no test events to rank"):
+        eval_rows(split, "test", max_history=2)

@@ -41,6 +41,10 @@ def eval_rows(split: Split, stage: str, max_history: int) -> EvalRows:
     Known events are concatenated train before valid; the stable sort
     downstream keeps that order for equal times, which is the split's order
     (a user's valid events never precede their train events).
+
+    Raises:
+      ValueError: ``stage`` is unknown, or no user has a held-out event to
+        rank (e.g. a split made without holdout).
     """
     if stage == "valid":
         known, held = split.train, split.valid
@@ -56,6 +60,9 @@ def eval_rows(split: Split, stage: str, max_history: int) -> EvalRows:
         held = held.merge(known[["user_id", "item_id"]].drop_duplicates(), how="left",
                           indicator=True)
         held = held[held["_merge"] == "left_only"]
+    if held.empty:
+        raise ValueError(f"the {split.protocol} split has no {stage} events to rank (a model "
+                         f"trained with holdout none holds nothing out)")
     users = np.array(sorted(held["user_id"].unique()), dtype=object)
     targets_by_user = held.groupby("user_id")["item_id"].agg(list)
     seen_by_user = known[known["item_id"].isin(column)].groupby("user_id")["item_id"].agg(list)
