@@ -28,6 +28,7 @@ setup(
         "tensorboard>=2.16",
         "tqdm>=4.60",
         "matplotlib>=3.7",
+        "scipy>=1.11",  # paired significance tests (Wilcoxon) in evaluation
     ],
     extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
     entry_points={"console_scripts": ["tf-profiles=tf_profiles.cli:main"]},
