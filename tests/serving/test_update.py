@@ -54,8 +54,11 @@ def test_update_publishes_a_version_that_answers_with_the_new_profile(trained_mo
 
 def test_a_refused_fine_tune_publishes_with_the_previous_model(trained_model, tmp_path, capsys):
     data, store, base = trained_model.parent / "data", tmp_path / "p.db", tmp_path / "tiny"
-    pd.DataFrame({"user_id": ["u3"], "item_id": ["i11"], "timestamp": [3_000_000],
-                  "rating": [5]}).to_csv(tmp_path / "new.csv", index=False)
+    # Two events on items new to u3: the fine-tune trains on the first, and
+    # the guard ranks the latest.
+    pd.DataFrame({"user_id": ["u3", "u3"], "item_id": ["i1", "i2"],
+                  "timestamp": [3_000_000, 3_000_100], "rating": [5, 5]}).to_csv(
+        tmp_path / "new.csv", index=False)
     assert main(["ingest", str(data / "interactions.csv"), "--store", str(store),
                  "--items", str(data / "items.csv"), "--users", str(data / "users.csv")]) == 0
     code = main(["update", str(tmp_path / "new.csv"), "--store", str(store),

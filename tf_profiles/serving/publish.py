@@ -18,8 +18,9 @@ from tf_profiles.training.finetune import FinetuneReport, finetune
 
 @dataclasses.dataclass(frozen=True)
 class Finetuning:
-    """A warm-start fine-tune into ``output``, published only if held-out
-    NDCG@10 falls by at most ``max_ndcg_drop``."""
+    """A warm-start fine-tune into ``output``, published only if its NDCG@10
+    on the guard slice (the latest new events, not trained on) falls by at
+    most ``max_ndcg_drop`` below the previous model's."""
     output: Path
     epochs: int
     learning_rate: float
