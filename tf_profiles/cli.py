@@ -398,11 +398,13 @@ def _add_update(commands):
     update.add_argument("--k", type=int, default=100, help="items per recommendation")
     update.add_argument("--finetune-output",
                         help="also fine-tune (warm start) into this new model folder; "
-                             "published only if held-out NDCG@10 holds")
+                             "published only if its NDCG@10 on the latest new events "
+                             "(the guard slice, never trained on) holds")
     update.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs")
     update.add_argument("--learning-rate", type=float, default=5e-4)
     update.add_argument("--max-ndcg-drop", type=float, default=0.005,
-                        help="refuse the fine-tuned model if held-out NDCG@10 falls more")
+                        help="refuse the fine-tuned model if its guard-slice NDCG@10 falls "
+                             "more than this below the previous model's")
     update.set_defaults(run=_update)
 
 
