@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tf_profiles.evaluation.metrics import ranking_metrics
+from tf_profiles.evaluation.metrics import per_row_metrics, ranking_metrics, wilcoxon_signed_rank
 from tf_profiles.models.ranking import exclude
 
 
@@ -35,3 +35,32 @@ def test_seen_items_are_masked():
 def test_row_count_mismatch_is_an_error():
     with pytest.raises(ValueError, match="2 score rows but 1 target rows"):
         ranking_metrics(np.zeros((2, 3)), [np.array([0])])
+
+
+def test_per_row_metrics_are_what_the_means_average():
+    scores = np.array([[0.9, 0.5, 0.1, 0.3], [0.1, 0.2, 0.3, 0.4]])
+    targets = [np.array([1]), np.array([0])]
+    rows = per_row_metrics(scores, targets, cutoffs=(2,))
+    np.testing.assert_allclose(rows["NDCG@2"], [1 / np.log2(3), 0.0])
+    np.testing.assert_allclose(rows["MRR"], [1 / 2, 1 / 4])
+    assert ranking_metrics(scores, targets, cutoffs=(2,))["NDCG@2"] == rows["NDCG@2"].mean()
+
+
+def test_wilcoxon_signed_rank_matches_scipy_approx():
+    # Reference: scipy.stats.wilcoxon(first, second, method="approx",
+    # correction=False) -> (3.0, 0.11585149752593009); one zero difference
+    # is dropped and |0.1| appears twice (tied ranks).
+    first = np.array([0.5, 0.2, 0.1, 0.0, 0.3, 0.9, 0.4])
+    second = np.array([0.1, 0.2, 0.0, 0.3, 0.1, 0.2, 0.1])
+    statistic, p = wilcoxon_signed_rank(first, second)
+    assert statistic == 3.0 and p == pytest.approx(0.11585149752593009, rel=1e-9)
+
+
+def test_wilcoxon_signed_rank_separates_a_consistent_gain_from_noise():
+    rng = np.random.default_rng(0)
+    base = rng.random(300)
+    assert wilcoxon_signed_rank(base + 0.05, base)[1] < 1e-10
+    assert wilcoxon_signed_rank(base, base) == (0.0, 1.0)
+    assert wilcoxon_signed_rank(base, rng.permutation(base))[1] > 0.01
+    with pytest.raises(ValueError, match="differ in shape"):
+        wilcoxon_signed_rank(base, base[:5])
