@@ -73,3 +73,21 @@ def test_cold_items_validation_holds_out_warm_items():
     assert {whole.candidates[c] for c in whole.targets[0]} == held
     text = {str(i): np.eye(12)[i] for i in range(12)}
     assert tuning.tune("content_knn", whole, item_text=text).params
+
+
+@pytest.mark.parametrize("protocol", ["loo", "temporal", "cold-users", "cold-items"])
+def test_every_protocol_has_validation_rows_disjoint_from_its_test(protocol):
+    from tf_profiles.data.splits import make_split
+
+    rng = np.random.default_rng(0)
+    events = pd.DataFrame({
+        "user_id": [f"u{u}" for u in range(30) for _ in range(8)],
+        "item_id": [f"i{rng.integers(20)}" for _ in range(240)],
+        "timestamp": np.arange(240) % 37, "rating": 4.0})
+    split = make_split(protocol, events, seed=0, item_ids=[f"i{i}" for i in range(20)])
+    rows = tuning.validation_rows(split, max_history=4)
+    assert len(rows.users)
+    test_events = set(map(tuple, split.test[["user_id", "item_id", "timestamp"]].to_numpy()))
+    known = set(map(tuple, rows.known[["user_id", "item_id", "timestamp"]].to_numpy()))
+    assert not known & test_events  # tuning never reads a test event
+    assert set(tuning.baselines_for(protocol)) <= set(tuning.REGISTRY)

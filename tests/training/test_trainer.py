@@ -57,9 +57,12 @@ def test_evaluate_writes_the_table_with_every_baseline(tiny_bert, tiny_data, cac
     train(dataset, _tiny_config(tiny_bert, epochs=1), tmp_path / "model", cache_dir)
     table = evaluate(tmp_path / "model", log=lambda _: None)
     assert list(table) == ["tf_profiles (this model)", "MostPop", "EASE", "Markov chain",
-                           "TFRS ID two-tower", "TFRS GRU sequential"]
+                           "Co-occurrence KNN", "TFRS ID two-tower", "TFRS GRU sequential"]
     report = read_json(tmp_path / "model" / "evaluation.json")
     assert report["protocol"] == "loo" and report["test_rows"] == 12
+    # Each baseline's grid was searched on validation and every trial kept.
+    assert len(report["baseline_tuning"]["EASE"]["trials"]) == 8
+    assert "epochs" in report["baseline_tuning"]["TFRS ID two-tower"]["params"]
     assert "| Markov chain |" in (tmp_path / "model" / "evaluation.md").read_text()
     assert (tmp_path / "model" / "evaluation.png").stat().st_size > 0
 
@@ -70,7 +73,8 @@ def test_cold_item_protocol_ranks_held_out_items_by_text(tiny_bert, tiny_data, c
     train(dataset, _tiny_config(tiny_bert, epochs=1, protocol="cold-items"),
           tmp_path / "model", cache_dir)
     table = evaluate(tmp_path / "model", log=lambda _: None)
-    assert set(table) == {"tf_profiles (this model)", "content-only (MiniLM cosine)", "random"}
+    assert set(table) == {"tf_profiles (this model)", "Content KNN (text)", "Text → popularity",
+                          "Random"}
     split = ModelDir(tmp_path / "model").split()
     assert not set(split.train["item_id"]) & set(split.candidates)
 

@@ -30,7 +30,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from tf_profiles.data.splits import Split
+from tf_profiles.data.splits import Split, leave_one_out
 from tf_profiles.evaluation import baselines
 from tf_profiles.evaluation.baselines import trained
 from tf_profiles.evaluation.metrics import ranking_metrics
@@ -238,3 +238,34 @@ def cold_items_validation(split: Split, max_history: int, fraction: float = 0.15
     inner = Split("cold-items", known.reset_index(drop=True), valid.reset_index(drop=True),
                   known.iloc[:0], ranked)
     return eval_rows(inner, "valid", max_history)
+
+
+# What each protocol is compared with: cold items have no interactions, so
+# only text (and chance) can rank them.
+PROTOCOL_BASELINES = {
+    "cold-items": ("content_knn", "text_popularity", "random"),
+}
+INTERACTION_BASELINES = ("mostpop", "ease", "markov", "cooc_knn", "tfrs_id", "tfrs_gru")
+
+
+def baselines_for(protocol: str) -> Sequence[str]:
+    """The registry names a protocol's baselines are."""
+    return PROTOCOL_BASELINES.get(protocol, INTERACTION_BASELINES)
+
+
+def validation_rows(split: Split, max_history: int, candidates: str = "held-out") -> EvalRows:
+    """The rows baselines are tuned on, for any protocol.
+
+    The split's validation events where it has them (loo, temporal);
+    cold-items: :func:`cold_items_validation`; cold-users (no validation
+    events): each training user's last training event, the others known.
+
+    Args:
+      candidates: cold-items only (see :func:`cold_items_validation`).
+    """
+    if split.protocol == "cold-items":
+        return cold_items_validation(split, max_history, candidates=candidates)
+    if len(split.valid):
+        return eval_rows(split, "valid", max_history)
+    inner = leave_one_out(split.train, item_ids=split.candidates, seed=split.seed or 0)
+    return eval_rows(inner, "test", max_history)

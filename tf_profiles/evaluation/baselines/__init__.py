@@ -17,6 +17,3 @@ from tf_profiles.evaluation.baselines.content import content_knn, text_popularit
 from tf_profiles.evaluation.baselines.counting import (
     cooccurrence_knn, ease, markov_chain, most_popular, random_scores)
 from tf_profiles.evaluation.baselines.trained import gru_sequential, id_two_tower
-
-# The name evaluate.py calls until it moves to evaluation.tuning.
-content_only = content_knn
