@@ -149,8 +149,6 @@ def test_holdout_none_trains_on_every_event(tiny_bert, tiny_data, cache_dir, tmp
     assert metrics["selected_epochs"] == 2 and "val_ndcg@10" not in metrics["history"]
 
 
-def test_catalogue_negatives_need_a_frozen_encoder():
-    with pytest.raises(ValueError, match="frozen"):
-        TrainConfig(negatives="catalogue", encoder_mode="finetune")
+def test_unknown_negatives_are_refused():
     with pytest.raises(ValueError, match="negatives 'sampled'"):
         TrainConfig(negatives="sampled")

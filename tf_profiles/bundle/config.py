@@ -68,9 +68,6 @@ class TrainConfig:
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives {self.negatives!r}: choose one of "
                              f"{', '.join(NEGATIVES)}")
-        if self.negatives == "catalogue" and self.encoder_mode == "finetune":
-            raise ValueError("negatives 'catalogue' needs encoder_mode 'frozen': a fine-tuned "
-                             "encoder would re-encode the whole catalogue every step")
         if not (self.use_item_ids or self.use_item_text):
             raise ValueError("use_item_ids and use_item_text are both off: items have no input")
         for name in ("epochs", "patience", "batch_size", "embedding_dim", "max_history", "num_layers",

@@ -68,7 +68,10 @@ class TwoTowerModel(tfrs.Model):
         logQ-corrected: scales to any catalogue) or "catalogue" (a full
         softmax over every item of the preprocessor's item vocabulary at
         each step: exact, no sampling bias; affordable for catalogues of
-        up to ~10^5 items and a frozen encoder).
+        up to ~10^5 items). The vocabulary's items embed from their stored
+        text; with a fine-tuned encoder only the positives' text goes
+        through it, the negatives' stored text acting as a memory bank that
+        is refreshed when training ends.
 
     Call inputs: raw features (see :mod:`tf_profiles.features.examples`);
     returns ``{"user_embedding": [B, D], "item_embedding": [B, D]}`` (the
