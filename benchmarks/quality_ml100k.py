@@ -61,10 +61,11 @@ SEEDED = (MODEL, NO_TEXT, ID_ONLY)
 TARGETS = {"loo": 1.2, "cold-items": 1.3}
 
 
-def id_only_overrides() -> dict:
-    """The ID-only sequential model: history of item IDs, nothing else, with
-    the values its own search (same budget as the model's) chose."""
-    record = json.loads((ROOT / "docs" / "benchmarks" / "tune_id-only.json").read_text())
+def tuned(variant: str) -> dict:
+    """The config overrides ``benchmarks/tune.py --variant`` chose on validation
+    (the model's are also TrainConfig's defaults; the ID-only sequential
+    model has its own search with the same space and budget)."""
+    record = json.loads((ROOT / "docs" / "benchmarks" / f"tune_{variant}.json").read_text())
     return {**record["fixed"], **record["best"]}
 
 
@@ -198,18 +199,19 @@ def _split(dataset, protocol, seed=0):
 
 
 def part_loo(runs: Runs, dataset, context) -> dict:
-    methods = {MODEL: [runs.run("loo", MODEL, {}, seed) for seed in SEEDS],
-               ID_ONLY: [runs.run("loo", ID_ONLY, id_only_overrides(), seed) for seed in SEEDS]}
+    methods = {ID_ONLY: [runs.run("loo", ID_ONLY, tuned("id-only"), seed) for seed in SEEDS],
+               MODEL: [runs.run("loo", MODEL, tuned("model"), seed) for seed in SEEDS]}
     for name, switches in ABLATIONS.items():
         seeds = SEEDS if name in SEEDED else SEEDS[:1]
-        methods[name] = [runs.run("loo", name, switches, seed) for seed in seeds]
+        methods[name] = [runs.run("loo", name, {**tuned("model"), **switches}, seed)
+                         for seed in seeds]
     return compare("loo", methods, baseline_results(runs, _split(dataset, "loo"),
                                                     TrainConfig().max_history, context))
 
 
 def part_temporal(runs: Runs, dataset, context) -> dict:
-    methods = {MODEL: [runs.run("temporal", MODEL, {})],
-               ID_ONLY: [runs.run("temporal", ID_ONLY, id_only_overrides())]}
+    methods = {MODEL: [runs.run("temporal", MODEL, tuned("model"))],
+               ID_ONLY: [runs.run("temporal", ID_ONLY, tuned("id-only"))]}
     return compare("temporal", methods, baseline_results(
         runs, _split(dataset, "temporal"), TrainConfig().max_history, context))
 
@@ -217,7 +219,8 @@ def part_temporal(runs: Runs, dataset, context) -> dict:
 def part_cold_users(runs: Runs, dataset, context) -> dict:
     # The split has no validation events: the model trains for the epochs
     # it selected on leave-one-out.
-    methods = {MODEL: [runs.run("cold-users", MODEL, {"epochs": _loo_epochs()})]}
+    methods = {MODEL: [runs.run("cold-users", MODEL, {**tuned("model"),
+                                                      "epochs": _loo_epochs()})]}
     return compare("cold-users", methods, baseline_results(
         runs, _split(dataset, "cold-users"), TrainConfig().max_history, context))
 
@@ -235,7 +238,8 @@ def part_cold_items(runs: Runs, dataset, context) -> dict:
     epochs = _loo_epochs()
     samples = []
     for sample in COLD_ITEM_SAMPLES:
-        methods = {name: [runs.run("cold-items", name, {**switches, "epochs": epochs},
+        methods = {name: [runs.run("cold-items", name,
+                                   {**tuned("model"), **switches, "epochs": epochs},
                                    split_seed=sample, whole_catalogue=True)]
                    for name, switches in ((MODEL, {}), (TEXT_ONLY, ABLATIONS[TEXT_ONLY]))}
         split = _split(dataset, "cold-items", sample)
