@@ -21,9 +21,11 @@ from tests.conftest import read_json
 
 ROOT = Path(__file__).resolve().parents[2]
 # Dropout draws different random numbers on a replica's slice than on the
-# whole batch; without it, one and two workers take the same steps.
+# whole batch; without it, one and two workers take the same steps. Early
+# stopping is off (patience beyond the epochs): these tests compare and
+# resume whole runs.
 TINY = dict(epochs=3, batch_size=16, embedding_dim=8, max_history=4, num_layers=1,
-            text_max_length=16, dropout=0.0, id_dropout=0.0)
+            text_max_length=16, dropout=0.0, id_dropout=0.0, patience=100)
 
 
 def _config_file(tmp_path, tiny_bert, **overrides) -> Path:

@@ -40,13 +40,14 @@ def test_train_writes_a_complete_model_folder(tiny_bert, tiny_data, cache_dir, t
     stored = model.preprocessor.item_text.vectors.numpy()[1:]
     assert model.preprocessor.item_text.ids == catalogue.items["item_id"].tolist()
     np.testing.assert_allclose(stored, catalogue.item_text_embeddings, atol=1e-6)
-    # The last epoch's checkpoint holds the trained towers (not the frozen encoder).
+    # The selected epoch's checkpoint holds the kept towers (not the frozen encoder).
     towers = {name: type(tower).from_config(tower.get_config())
               for name, tower in (("user_tower", model.user_tower),
                                   ("item_tower", model.item_tower))}
     for tower in towers.values():
         tower.build_from_config({})
-    tf.train.Checkpoint(**towers).read(str(folder.checkpoint_dir / "epoch-002")).assert_consumed()
+    selected = folder.checkpoint_dir / f"epoch-{metrics['selected_epochs']:03d}"
+    tf.train.Checkpoint(**towers).read(str(selected)).assert_consumed()
     assert_same_outputs(towers["item_tower"].get_weights(), model.item_tower.get_weights())
     assert_same_outputs(towers["user_tower"].get_weights(), model.user_tower.get_weights())
 

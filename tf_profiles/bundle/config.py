@@ -29,6 +29,10 @@ class TrainConfig:
         ``patience`` epochs without a better validation NDCG@10 and keeps the
         best epoch's weights (``selected_epochs`` in metrics.json).
       negatives: "in-batch" or "catalogue" (see ``TwoTowerModel``).
+
+    The defaults of ``negatives``, ``temperature``, ``max_history``,
+    ``learning_rate`` and ``embedding_dim`` are the best trial of the search
+    on ml-100k validation (docs/benchmarks/tune_model.md).
       use_item_ids, use_user_ids, use_item_text, use_user_text, use_history:
         which inputs the towers read (ablations; user text is the rendered
         user attributes).
@@ -46,9 +50,9 @@ class TrainConfig:
     num_heads: int = 2
     dropout: float = 0.2
     id_dropout: float = 0.1
-    temperature: float = 0.05
+    temperature: float = 0.1
     logq_strength: float = 1.0
-    negatives: str = "in-batch"
+    negatives: str = "catalogue"
     use_item_ids: bool = True
     use_user_ids: bool = True
     use_item_text: bool = True

@@ -193,12 +193,12 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
         catalogue.save(target.catalogue_dir)
 
     model.save(target.model_file)  # every worker: saving reads distributed variables
-    validation = history.history.get(VALIDATION_METRIC)
+    stopping = [c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping)]
     metrics = {
         "train_seconds": round(seconds, 1),
         # The epoch whose weights were kept: the best on validation, or the
-        # last one when nothing is held out.
-        "selected_epochs": (int(np.argmax(validation)) + 1 if validation
+        # last one without early stopping.
+        "selected_epochs": (int(np.argmax(history.history[VALIDATION_METRIC])) + 1 if stopping
                             else len(epoch_times.seconds)),
         "epoch_seconds": [round(s, 3) for s in epoch_times.seconds],
         "replicas": strategy.num_replicas_in_sync,
@@ -242,12 +242,15 @@ def _callbacks(target: ModelDir, output_dir: Path, split, config: TrainConfig, s
     if len(split.valid) and is_chief(strategy):
         # On the chief only: it calls the towers directly (no collective ops),
         # so the other workers just wait at the next step's gradient sum.
-        # Listed before early stopping, which reads the metric it logs.
-        callbacks[1:1] = [
-            ValidationCallback(eval_rows(split, "valid", config.max_history)),
-            tf.keras.callbacks.EarlyStopping(
+        callbacks.insert(1, ValidationCallback(eval_rows(split, "valid", config.max_history)))
+        # Stopping or restoring weights on the chief alone would leave the
+        # other workers in a different step (mismatched collectives), so a
+        # multi-worker run trains every epoch and keeps the last.
+        if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            # After the validation callback, whose metric it reads.
+            callbacks.insert(2, tf.keras.callbacks.EarlyStopping(
                 monitor=VALIDATION_METRIC, mode="max", patience=config.patience,
-                restore_best_weights=True)]
+                restore_best_weights=True))
     return callbacks
 
 
