@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tf_profiles.bundle.inference import item_embeddings
 from tf_profiles.serving import catalogue
-from tf_profiles.serving.export import export_model
+from tf_profiles.serving.export import consumed_items, export_model
 from tf_profiles.text.cache import embed_texts
 from tf_profiles.text.encoder import TextEncoder
 from tf_profiles.bundle.model_dir import ModelDir
@@ -183,6 +183,9 @@ def test_export_serves_a_streamed_catalogue(trained_model, model_and_catalogue, 
                                                   top["scores"].numpy())):
         candidates = items[[rows[i.decode()] for i in returned]]
         np.testing.assert_allclose(candidates @ users[user], scores, atol=1e-5)
-    # u1's best item of the whole catalogue, its history (i1) aside, comes first.
-    ranked = [ids[r] for r in np.argsort(-(np.asarray(items) @ users[0])) if ids[r] != "i1"]
+    # u1's best items of the whole catalogue come first, its request history
+    # (i1) and every item it consumed aside.
+    consumed = set(consumed_items(ModelDir(trained_model)).query("user_id == 'u1'")["item_id"])
+    ranked = [ids[r] for r in np.argsort(-(np.asarray(items) @ users[0]))
+              if ids[r] not in consumed | {"i1"}]
     assert [i.decode() for i in top["item_ids"].numpy()[0]] == ranked[:5]
