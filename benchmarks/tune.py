@@ -9,7 +9,7 @@ parameter's other values are tried on top of the best trial so far, and the
 best is kept. Trials are appended to ``docs/benchmarks/tune_<variant>.json``
 as they finish, so an interrupted search resumes where it stopped. Run:
 
-    .venv/bin/python benchmarks/tune.py [--variant model|id-only]
+    .venv/bin/python benchmarks/tune.py [--variant model|id-only] [--budget 3]
 
 ``--variant id-only`` searches the SASRec-style baseline (item IDs and the
 history only) with the same space and budget, so the model and its
@@ -49,19 +49,21 @@ VARIANTS = {
 MAX_EPOCHS = 15
 
 
-def greedy_search(evaluate):
-    """Trials of the one-parameter-at-a-time search; ``evaluate(values)`` → score.
+def greedy_search(evaluate, budget: int):
+    """The one-parameter-at-a-time search; ``evaluate(values)`` → score.
 
-    Returns the best values.
+    Stops after ``budget`` trials. Returns the best values.
     """
     best = {name: values[0] for name, values in SPACE.items()}
-    best_score = evaluate(best)
+    best_score, trials = evaluate(best), 1
     for name, values in SPACE.items():
         for value in values:
             if value == best[name]:
                 continue
+            if trials == budget:
+                return best
             candidate = {**best, name: value}
-            score = evaluate(candidate)
+            score, trials = evaluate(candidate), trials + 1
             if score > best_score:
                 best, best_score = candidate, score
     return best
@@ -70,6 +72,8 @@ def greedy_search(evaluate):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="model")
+    parser.add_argument("--budget", type=int, default=3,
+                        help="trials (a fit takes 5-15 min on 2 CPU cores)")
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "tune"))
     args = parser.parse_args()
     out = ROOT / "docs" / "benchmarks" / f"tune_{args.variant}"
@@ -79,7 +83,7 @@ def main():
     record = (json.loads(out.with_suffix(".json").read_text())
               if out.with_suffix(".json").exists() else {"trials": []})
     record.update(variant=args.variant, space=SPACE, fixed=VARIANTS[args.variant],
-                  max_epochs=MAX_EPOCHS,
+                  max_epochs=MAX_EPOCHS, budget=args.budget,
                   protocol="leave-one-out, split seed 0 (same-second events in a seeded "
                            "random order); selection on validation only")
 
@@ -103,7 +107,7 @@ def main():
         write_markdown(record, out.with_suffix(".md"))
         return max(validation)
 
-    record["best"] = greedy_search(evaluate)
+    record["best"] = greedy_search(evaluate, args.budget)
     out.with_suffix(".json").write_text(json.dumps(record, indent=2))
     write_markdown(record, out.with_suffix(".md"))
     print("best:", record["best"])
@@ -115,13 +119,14 @@ def write_markdown(record, path: Path):
     lines = [f"# Hyper-parameter search: {record['variant']} ({time.strftime('%Y-%m-%d')})", "",
              f"Protocol: {record['protocol']}. Greedy search, one parameter at a time in "
              "the order below (trial 0 = the first value of each; each other value is tried "
-             "on top of the best trial so far), each trial up to "
+             f"on top of the best trial so far), budget {record['budget']} trials (the "
+             "parameters after the budget keep their first value), each trial up to "
              f"{record['max_epochs']} epochs with early stopping (patience 2) on validation "
              f"NDCG@10. Ablation switches: {record['fixed'] or 'none'}; every other "
              f"setting is TrainConfig's default. Machine: {os.cpu_count()} cores, "
              f"{platform.machine()}, no GPU, shared with other work (fit times are not "
              "benchmarks). Command: `.venv/bin/python benchmarks/tune.py --variant "
-             f"{record['variant']}`.", "",
+             f"{record['variant']} --budget {record['budget']}`.", "",
              "Space: " + "; ".join(f"{k} ∈ {v}" for k, v in record["space"].items()), "",
              f"Best: {record.get('best', 'search not finished')}", "",
              "| trial | " + " | ".join(names) + " | best val NDCG@10 | epochs | fit s |",
