@@ -386,7 +386,9 @@ def markdown(report) -> str:
              "no GPU. Command: `.venv/bin/python benchmarks/quality_ml100k.py`. Everything "
              "is chosen on validation (model: docs/benchmarks/tune_model.md; ID-only "
              "sequential model: tune_id-only.md, same search and budget; epochs by early "
-             "stopping; baselines: their grids below); test is scored once.", ""]
+             "stopping; baselines: their grids below); test is scored once. Fit times "
+             "include the per-epoch validation; some runs shared the 2 cores with other "
+             "jobs, so the larger times are not the model's speed.", ""]
     for protocol in ("loo", "temporal", "cold-users"):
         if protocol in report:
             lines += _protocol_section(protocol, report[protocol])
