@@ -21,7 +21,8 @@ class Explanation:
     """Attributes:
       score: the model's dot product for (user, item).
       rank: the item's place among the catalogue items the user has not seen
-        (1 = first), out of ``candidates``.
+        (1 = first), out of ``candidates`` (they and, when the user already
+        has it, the item itself).
       similar_history: (item_id, title, rating, similarity) of the history
         items closest to the item, closest first (rating 0 = unknown).
       shared_interests: (tag, weight) of the user's interests the item carries.
@@ -73,6 +74,9 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
     seen = builder.item_rows(set(events["item_id"]))
     unseen = exclude(scores[np.newaxis].copy(), [seen[seen >= 0]])[0]
     rank = 1 + int(np.sum(unseen > scores[row]))
+    # An item the user already has is placed among the unseen ones, itself
+    # one more candidate.
+    candidates = int(np.isfinite(unseen).sum()) + int(row in seen)
 
     history = profile["history"][0]
     present = history != ""
@@ -86,8 +90,7 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
     shared = [(str(tag), float(weight)) for tag, weight in
               zip(profile["interests"][0], profile["interest_weights"][0]) if tag in tags]
     return Explanation(
-        user_id, item_id, str(titles[row]), float(scores[row]), rank,
-        int(np.isfinite(unseen).sum()),
+        user_id, item_id, str(titles[row]), float(scores[row]), rank, candidates,
         [(str(history_ids[i]), str(titles[history_rows[i]]), float(ratings[i]),
           float(similarity[i])) for i in order],
         shared, str(profile["profile_text"][0]))
