@@ -45,14 +45,15 @@ class Baseline:
     Attributes:
       title: its name in tables.
       score: ``(rows, **params) -> [N, C]`` (takes ``item_text`` too when
-        ``needs_text``).
+        ``needs_text``); None for trained baselines, which score through
+        their fitted model.
       grid: parameter → values tried (every combination).
       needs_text: the baseline reads item text embeddings.
       kind: trained TFRS baselines: :func:`trained.fit`'s kind (tuning
         trains with it and chooses the epoch on validation); None otherwise.
     """
     title: str
-    score: Callable[..., np.ndarray]
+    score: Optional[Callable[..., np.ndarray]]
     grid: Mapping[str, Sequence] = dataclasses.field(default_factory=dict)
     needs_text: bool = False
     kind: Optional[str] = None
@@ -67,9 +68,9 @@ REGISTRY: Dict[str, Baseline] = {
     "cooc_knn": Baseline("Co-occurrence KNN", baselines.cooccurrence_knn, {
         "window": [3, 5, 10, 20], "recent": [5, 10, 20], "decay": [0.6, 0.7, 0.8, 0.9],
         "distance_decay": [1.0, 0.8]}),
-    "tfrs_id": Baseline("TFRS ID two-tower", baselines.id_two_tower,
+    "tfrs_id": Baseline("TFRS ID two-tower", None,
                         {"learning_rate": [0.003, 0.01]}, kind="id"),
-    "tfrs_gru": Baseline("TFRS GRU sequential", baselines.gru_sequential,
+    "tfrs_gru": Baseline("TFRS GRU sequential", None,
                          {"learning_rate": [0.003, 0.01]}, kind="gru"),
     "content_knn": Baseline("Content KNN (text)", baselines.content_knn,
                             {"history": ["recent", "all"], "weighting": ["mean", "rating"]},

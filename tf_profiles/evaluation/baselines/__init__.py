@@ -1,7 +1,8 @@
 """Baselines scored on exactly the rows the model is scored on.
 
-Each baseline is ``(rows: EvalRows, **params) -> [N, C]`` scores over
-``rows.candidates``, fitted on ``rows.known``:
+Each counting and content baseline is ``(rows: EvalRows, **params) ->
+[N, C]`` scores over ``rows.candidates``, fitted on ``rows.known``; the
+trained ones are fitted once (``trained.fit``) and score any rows:
 
 - ``counting``: MostPop, EASE, first-order Markov chain, sequential item
   co-occurrence KNN, random.
@@ -16,4 +17,3 @@ on validation.
 from tf_profiles.evaluation.baselines.content import content_knn, text_popularity
 from tf_profiles.evaluation.baselines.counting import (
     cooccurrence_knn, ease, markov_chain, most_popular, random_scores)
-from tf_profiles.evaluation.baselines.trained import gru_sequential, id_two_tower

@@ -1,8 +1,8 @@
 """The two TFRS tutorial models as baselines, trained until validation stops improving.
 
-``id_two_tower`` follows the TFRS basic-retrieval tutorial (user-id and
-item-id embeddings), ``gru_sequential`` the sequential-retrieval one (a GRU
-over the latest items is the query). Both train with the TFRS in-batch
+Kind ``"id"`` follows the TFRS basic-retrieval tutorial (user-id and
+item-id embeddings), ``"gru"`` the sequential-retrieval one (a GRU over the
+latest items is the query). Both train with the TFRS in-batch
 softmax; with ``logq`` the softmax is corrected for how often an item lands
 in a batch (logQ) and accidental hits are removed, so popular items are not
 pushed down for being frequent negatives (without it the tutorial models
@@ -181,19 +181,3 @@ def fit(kind: str, events: pd.DataFrame, valid_rows: Optional[EvalRows] = None,
         model.set_weights(best_weights)
         fitted.epoch = best_epoch
     return fitted
-
-
-def id_two_tower(rows: EvalRows, epochs: int = 10, **params) -> np.ndarray:
-    """TFRS basic retrieval trained ``epochs`` epochs on ``rows.known``, scoring ``rows``.
-
-    ``params``: those of :func:`fit`.
-    """
-    return fit("id", rows.known, epochs=epochs, **params).scores(rows)
-
-
-def gru_sequential(rows: EvalRows, epochs: int = 10, **params) -> np.ndarray:
-    """TFRS sequential retrieval trained ``epochs`` epochs on ``rows.known``, scoring ``rows``.
-
-    ``params``: those of :func:`fit`.
-    """
-    return fit("gru", rows.known, epochs=epochs, **params).scores(rows)
