@@ -30,6 +30,9 @@ setup(
         "matplotlib>=3.7",
         "scipy>=1.11",  # paired significance tests (Wilcoxon) in evaluation
     ],
-    extras_require={"test": ["pytest>=8", "hypothesis>=6"]},
+    extras_require={
+        # vaderSentiment: the lexicon baseline the sentiment head is compared with.
+        "test": ["pytest>=8", "hypothesis>=6", "vaderSentiment>=3.3"],
+    },
     entry_points={"console_scripts": ["tf-profiles=tf_profiles.cli:main"]},
 )
