@@ -94,3 +94,37 @@ def test_parquet_rows_are_named_by_row(files, tmp_path):
 def test_unsupported_format(files, tmp_path):
     with pytest.raises(DataError, match="unsupported format"):
         load_dataset(_write(tmp_path / "events.json", "{}"), files[1])
+
+
+def test_event_text_is_kept_empty_where_missing_and_long_text_is_cut(files, tmp_path):
+    from tf_profiles.data.schema import MAX_EVENT_TEXT_CHARS
+
+    long_review = "great " * 200_000  # 1.2 MB
+    interactions = _write(tmp_path / "events.csv",
+                          "user_id,item_id,timestamp,rating,text\n"
+                          f'u1,007,100,,"I hated it, sorry"\nu1,2,200,4,\nu1,2,300,,{long_review}\n')
+    dataset = load_dataset(interactions, files[1])
+    texts = dataset.interactions["text"].tolist()
+    assert texts[:2] == ["I hated it, sorry", ""]
+    assert len(texts[2]) == MAX_EVENT_TEXT_CHARS
+    assert dataset.skipped == {"text truncated": 1}
+    # Files without the column get "" (no text) everywhere.
+    assert load_dataset(*files).interactions["text"].tolist() == ["", ""]
+
+
+def test_non_utf8_event_text_names_the_line(files, tmp_path):
+    path = tmp_path / "events.csv"
+    path.write_bytes(b"user_id,item_id,timestamp,text\nu1,007,100,fine\nu1,2,200,caf\xe9\n")
+    with pytest.raises(DataError, match=r"events.csv, line 3: not UTF-8 text"):
+        load_dataset(path, files[1])
+
+
+def test_parquet_bytes_text_that_is_not_utf8_is_named_or_skipped(files, tmp_path):
+    path = tmp_path / "events.parquet"
+    pd.DataFrame({"user_id": ["u1", "u1"], "item_id": ["007", "2"], "timestamp": [1, 2],
+                  "text": [b"ok", b"\xff\xfe"]}).to_parquet(path)
+    with pytest.raises(DataError, match=r"events.parquet, row 1, column 'text': not UTF-8"):
+        load_dataset(path, files[1])
+    dataset = load_dataset(path, files[1], skip_bad_rows=True)
+    assert dataset.interactions["text"].tolist() == ["ok"]
+    assert dataset.skipped == {"text not UTF-8": 1}

@@ -43,8 +43,10 @@ def test_a_store_at_schema_3_migrates_keeping_its_data(tmp_path, monkeypatch):
     with ProfileStore(path) as old:
         old.upsert_items(ITEMS)
         old.upsert_users(pd.DataFrame({"user_id": ["u1", "u2"], "age": [24, 30]}))
-        old.add_events([(event_key("u1", "a", 100), "u1", "a", 100, 5.0),
-                        (event_key("u2", "b", 200), "u2", "b", 200, None)])
+        # As the code of schema 3 inserted them (no text column yet).
+        old.connection.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", [
+            (event_key("u1", "a", 100), "u1", "a", 100, 5.0, 1),
+            (event_key("u2", "b", 200), "u2", "b", 200, None, 1)])
         old.write_profiles([{"user_id": "u1", "embedding": [0.5, -1.0], "user_text": "",
                              "history": [["a", 5.0]], "interests": [["X", 1.0]],
                              "description": "Interested in X.", "model_key": "m1"}],
@@ -52,7 +54,8 @@ def test_a_store_at_schema_3_migrates_keeping_its_data(tmp_path, monkeypatch):
         old.connection.execute("INSERT INTO exports VALUES (1, 'saved_models/m/1', 'm', 0)")
         assert old.schema_version == 3
         queries = ["SELECT * FROM items ORDER BY item_id", "SELECT * FROM users ORDER BY user_id",
-                   "SELECT * FROM events ORDER BY event_key",
+                   "SELECT event_key, user_id, item_id, timestamp, rating, ingested_at "
+                   "FROM events ORDER BY event_key",
                    "SELECT * FROM stale_users ORDER BY user_id",
                    "SELECT user_id, embedding, interests, description, updated_at, user_text, "
                    "history, model_key FROM profiles ORDER BY user_id"]
@@ -67,6 +70,7 @@ def test_a_store_at_schema_3_migrates_keeping_its_data(tmp_path, monkeypatch):
         tables = {row[0] for row in _rows(migrated, "SELECT name FROM sqlite_master")}
         assert "exports" not in tables
         assert migrated.profiles()["embedding"][0].tolist() == [0.5, -1.0]
+        assert migrated.events()["text"].tolist() == ["", ""]
 
 
 def test_same_file_twice_changes_nothing(store, tmp_path):
@@ -184,3 +188,26 @@ def test_consumed_items_are_every_distinct_user_item_pair(store):
     assert pairs.values.tolist() == [["u1", "a"], ["u1", "b"], ["u2", "b"]]
     store.delete_user("u1")
     assert store.consumed_items().values.tolist() == [["u2", "b"]]
+
+
+def test_event_text_is_stored_cut_and_read_back(store, tmp_path):
+    from tf_profiles.data.schema import MAX_EVENT_TEXT_CHARS
+
+    events = tmp_path / "events.parquet"
+    pd.DataFrame({"user_id": ["u1", "u1", "u1", "u2"], "item_id": ["a", "b", "a", "b"],
+                  "timestamp": [1, 2, 3, 4],
+                  "text": ["I hated it", None, "x" * 1_000_000, b"\xff"]}
+                 ).astype({"text": object}).to_parquet(events)
+    report = ingest_file(store, events)
+    assert (report.inserted, [r[1:] for r in report.rejected]) == (
+        3, [("text", "not UTF-8 text")])
+    texts = store.events()["text"].tolist()
+    assert texts[:2] == ["I hated it", ""] and len(texts[2]) == MAX_EVENT_TEXT_CHARS
+
+
+def test_non_utf8_csv_is_refused_whole_with_its_line_and_nothing_stored(store, tmp_path):
+    events = tmp_path / "events.csv"
+    events.write_bytes(b"user_id,item_id,timestamp,text\nu1,a,1,ok\nu1,b,2,caf\xe9\n")
+    with pytest.raises(DataError, match=r"events.csv, line 3: not UTF-8 text"):
+        ingest_file(store, events)
+    assert store.count_events() == 0

@@ -7,7 +7,7 @@ import dataclasses
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -36,7 +36,8 @@ class Dataset:
     """Interactions, items and (optionally) users, validated and typed.
 
     ``interactions`` has string ``user_id``/``item_id``, int64 ``timestamp``
-    (seconds) and float ``rating`` (NaN where unknown), in file order;
+    (seconds), float ``rating`` (NaN where unknown) and str ``text`` ("" where
+    none), in file order;
     ``items`` and ``users`` are indexed by their id. ``skipped`` counts rows
     dropped by ``skip_bad_rows``, by reason.
     """
@@ -72,7 +73,10 @@ def read_table(path) -> pd.DataFrame:
     except pd.errors.ParserWarning as error:
         raise DataError(path, "a row has more fields than the header (quote fields that "
                         "hold the separator)") from error
-    except Exception as error:  # pandas/pyarrow parser errors, bad encodings.
+    except UnicodeDecodeError as error:
+        raise DataError(path, f"not UTF-8 text: byte {error.object[error.start:error.start + 1]!r} "
+                        "(save the file as UTF-8)", line=_line_of_byte(path, error)) from error
+    except Exception as error:  # pandas/pyarrow parser errors.
         raise DataError(path, f"cannot be read: {error}") from error
     if frame.empty:
         raise DataError(path, "the file has no rows")
@@ -81,6 +85,42 @@ def read_table(path) -> pd.DataFrame:
     if repeated:
         raise DataError(path, f"column(s) {', '.join(map(repr, repeated))} appear more than once")
     return frame
+
+
+def _line_of_byte(path, error: UnicodeDecodeError):
+    # pandas decodes in chunks, so error.start is an offset into some chunk:
+    # find the first undecodable byte in the whole file instead.
+    raw = Path(path).read_bytes()
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as whole:
+        return raw.count(b"\n", 0, whole.start) + 1
+    return None
+
+
+def clean_texts(values: pd.Series) -> Tuple[pd.Series, pd.Series, pd.Series]:
+    """Event texts as str: missing → "", bytes decoded as UTF-8, cut at
+    ``schema.MAX_EVENT_TEXT_CHARS``.
+
+    Returns:
+      (texts, not_utf8, truncated): the two masks mark rows whose bytes are
+      not UTF-8 (their text is "") and rows that were cut.
+    """
+    def decode(value):
+        if value is None or (isinstance(value, float) and value != value):
+            return "", False
+        if isinstance(value, (bytes, bytearray)):
+            try:
+                return bytes(value).decode("utf-8"), False
+            except UnicodeDecodeError:
+                return "", True
+        return str(value), False
+
+    decoded = [decode(v) for v in values.to_numpy(object)]
+    texts = pd.Series([t.strip() for t, _ in decoded], index=values.index, dtype=object)
+    not_utf8 = pd.Series([bad for _, bad in decoded], index=values.index, dtype=bool)
+    truncated = texts.str.len() > schema.MAX_EVENT_TEXT_CHARS
+    return texts.str.slice(0, schema.MAX_EVENT_TEXT_CHARS), not_utf8, truncated
 
 
 def line_number(path, position: int) -> int:
@@ -170,9 +210,12 @@ def load_users(path, skip_bad_rows: bool = False, skipped=None) -> pd.DataFrame:
 
 def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
                       skipped=None) -> pd.DataFrame:
-    """Reads an interactions file: ``user_id,item_id,timestamp[,rating]``.
+    """Reads an interactions file: ``user_id,item_id,timestamp[,rating][,text]``.
 
-    Timestamps are Unix seconds or ISO-8601 dates; ratings are numbers.
+    Timestamps are Unix seconds or ISO-8601 dates; ratings are numbers;
+    ``text`` is what the user wrote with the event (a review, a comment, the
+    query that led to it): "" for none, cut at ``schema.MAX_EVENT_TEXT_CHARS``
+    characters (counted in ``skipped`` as "text truncated", the row is kept).
 
     Args:
       items: the loaded items; every interaction's item must be among them.
@@ -201,6 +244,16 @@ def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
         frame = frame.assign(rating=ratings[frame.index])
     else:
         frame["rating"] = float("nan")
+    if schema.EVENT_TEXT in frame.columns:
+        texts, not_utf8, truncated = clean_texts(frame[schema.EVENT_TEXT])
+        frame = frame.assign(**{schema.EVENT_TEXT: texts})
+        frame = _bad_rows(frame, not_utf8, path, schema.EVENT_TEXT, "not UTF-8 text",
+                          skip_bad_rows, "text not UTF-8", skipped)
+        if truncated.any():
+            skipped["text truncated"] = skipped.get("text truncated", 0) + int(
+                truncated[frame.index].sum())
+    else:
+        frame[schema.EVENT_TEXT] = ""
     unknown = ~frame["item_id"].isin(items.index)
     frame = _bad_rows(frame, unknown, path, "item_id",
                       "item is not in the items file", skip_bad_rows,
@@ -209,8 +262,9 @@ def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
     if duplicate.any():
         skipped["duplicate event"] = skipped.get("duplicate event", 0) + int(duplicate.sum())
         frame = frame[~duplicate]
-    frame = frame[["user_id", "item_id", "timestamp", "rating"]].astype(
-        {"user_id": str, "item_id": str, "timestamp": "int64", "rating": "float64"})
+    frame = frame[["user_id", "item_id", "timestamp", "rating", schema.EVENT_TEXT]].astype(
+        {"user_id": str, "item_id": str, "timestamp": "int64", "rating": "float64",
+         schema.EVENT_TEXT: str})
     return frame.reset_index(drop=True)
 
 

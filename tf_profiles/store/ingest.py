@@ -10,8 +10,9 @@ from typing import List, Tuple
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data.loaders import (DataError, line_number, load_items, load_users,
-                                     parse_timestamps, read_table)
+from tf_profiles.data import schema
+from tf_profiles.data.loaders import (DataError, clean_texts, line_number, load_items,
+                                     load_users, parse_timestamps, read_table)
 from tf_profiles.store.store import ProfileStore, event_key
 
 REQUIRED = ("user_id", "item_id", "timestamp")
@@ -69,9 +70,10 @@ def ingest(store: ProfileStore, events, items=None, users=None,
 def ingest_file(store: ProfileStore, path, batch_size: int = 10_000) -> IngestReport:
     """Validates ``path`` (CSV/TSV/Parquet events) and stores its good rows.
 
-    Columns: user_id, item_id, timestamp[, rating][, event_id]. A row is
-    rejected for a missing field, a bad timestamp or rating, or an item the
-    store does not know. Rows are committed in transactions of
+    Columns: user_id, item_id, timestamp[, rating][, text][, event_id]. A row
+    is rejected for a missing field, a bad timestamp or rating, text that is
+    not UTF-8, or an item the store does not know; text longer than
+    ``schema.MAX_EVENT_TEXT_CHARS`` characters is stored cut to that length. Rows are committed in transactions of
     ``batch_size``: a killed process keeps every committed batch, and
     re-running the same file finishes the job without duplicates.
 
@@ -101,18 +103,25 @@ def ingest_file(store: ProfileStore, path, batch_size: int = 10_000) -> IngestRe
         frame = frame.assign(rating=ratings[frame.index])
     else:
         frame = frame.assign(rating=np.nan)
+    if schema.EVENT_TEXT in frame.columns:
+        texts, not_utf8, _ = clean_texts(frame[schema.EVENT_TEXT])
+        frame = _reject(report, frame.assign(**{schema.EVENT_TEXT: texts}), not_utf8, path,
+                        schema.EVENT_TEXT, "not UTF-8 text")
+    else:
+        frame = frame.assign(**{schema.EVENT_TEXT: ""})
     frame = _reject(report, frame, ~frame["item_id"].isin(store.known_items()), path,
                     "item_id", "unknown item")
     event_ids = (frame["event_id"].astype("string").fillna("") if "event_id" in frame.columns
                  else pd.Series("", index=frame.index))
     columns = [frame["user_id"].to_numpy(object), frame["item_id"].to_numpy(object),
                frame["timestamp"].to_numpy(np.int64),
-               frame["rating"].astype("float64").to_numpy(), event_ids.to_numpy(object)]
+               frame["rating"].astype("float64").to_numpy(), event_ids.to_numpy(object),
+               frame[schema.EVENT_TEXT].to_numpy(object)]
     # Rows are built one transaction at a time, so memory stays bounded by
     # the batch, not the file.
     for start in range(0, len(frame), batch_size):
-        rows = [(event_key(u, i, t, e), u, i, int(t), None if r != r else float(r))
-                for u, i, t, r, e in zip(*(c[start:start + batch_size] for c in columns))]
+        rows = [(event_key(u, i, t, e), u, i, int(t), None if r != r else float(r), x)
+                for u, i, t, r, e, x in zip(*(c[start:start + batch_size] for c in columns))]
         inserted, duplicates = store.add_events(rows)
         report.inserted += inserted
         report.duplicates += duplicates

@@ -70,6 +70,10 @@ MIGRATIONS: List[str] = [
     ALTER TABLE profiles DROP COLUMN model_version;
     DROP TABLE exports;
     """,
+    # What the user wrote with the event (review, comment, query); NULL: nothing.
+    """
+    ALTER TABLE events ADD COLUMN text TEXT;
+    """,
 ]
 
 _KEY_SEPARATOR = "\x1f"
@@ -196,36 +200,41 @@ class ProfileStore:
 
     # === Events ===
 
-    def add_events(self, rows: Iterable[Tuple[str, str, str, int, Optional[float]]]
-                   ) -> Tuple[int, int]:
-        """Inserts (key, user_id, item_id, timestamp, rating) rows in one transaction.
+    def add_events(self, rows: Iterable[tuple]) -> Tuple[int, int]:
+        """Inserts (key, user_id, item_id, timestamp, rating[, text]) rows in one transaction.
+
+        ``text`` (what the user wrote with the event) may be None or "" for none.
 
         Returns:
           (inserted, duplicates): rows already stored (same key) are not added again.
         """
-        rows = list(rows)
+        rows = [tuple(row) + (None,) * (6 - len(row)) for row in rows]
         now = int(time.time())
         with self.transaction():
             # rowcount, unlike total_changes, leaves out the rows the
             # stale-marking trigger writes.
             inserted = self.connection.executemany(
-                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?)",
-                [(*row, now) for row in rows]).rowcount
+                "INSERT OR IGNORE INTO events (event_key, user_id, item_id, timestamp, rating, "
+                "text, ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(*row[:5], row[5] or None, now) for row in rows]).rowcount
         return inserted, len(rows) - inserted
 
     def events(self, user_ids: Optional[Iterable[str]] = None) -> pd.DataFrame:
-        """Events (user_id, item_id, timestamp, rating), all or for ``user_ids``.
+        """Events (user_id, item_id, timestamp, rating, text), all or for ``user_ids``.
 
-        Ordered by user, time, then arrival, so equal timestamps keep the
-        order they were ingested in, whichever users are asked for.
+        ``text`` is "" where the event has none. Ordered by user, time, then
+        arrival, so equal timestamps keep the order they were ingested in,
+        whichever users are asked for.
         """
-        query = "SELECT user_id, item_id, timestamp, rating FROM events"
+        query = "SELECT user_id, item_id, timestamp, rating, COALESCE(text, '') FROM events"
         order = " ORDER BY user_id, timestamp, rowid"
         if user_ids is None:
-            return pd.read_sql_query(query + order, self.connection)
-        rows = self._select_in(query + " WHERE user_id IN ({})" + order, list(user_ids))
-        frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"])
-        return frame.astype({"timestamp": "int64", "rating": "float64"})
+            rows = self.connection.execute(query + order).fetchall()
+        else:
+            rows = self._select_in(query + " WHERE user_id IN ({})" + order, list(user_ids))
+        frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating", "text"])
+        return frame.astype({"user_id": str, "item_id": str, "timestamp": "int64",
+                             "rating": "float64", "text": str})
 
     def consumed_items(self) -> pd.DataFrame:
         """Every distinct (user_id, item_id) with an event."""
