@@ -84,3 +84,22 @@ def test_timeline_follows_a_change_of_taste():
     recent, old = (sum(0.5 ** (age / 3) for age in ages) for ages in (range(5), range(5, 10)))
     assert drama.iloc[-1] == pytest.approx(recent / (recent + old))
     assert np.allclose(timeline.groupby("as_of")["weight"].sum(), 1.0)
+
+
+def test_explain_and_show_cite_what_the_user_wrote(trained_model, store_path):
+    from tf_profiles.profiles.show import profile_lines
+    from tf_profiles.store.store import event_key
+
+    with ProfileStore(store_path) as store:
+        latest = int(store.events(["u1"])["timestamp"].max())
+        store.add_events([(event_key("u1", "i3", latest + 1), "u1", "i3", latest + 1, None,
+                           "A slow burn with a strong lead, " + "loved it " * 20)])
+        builder = ProfileBuilder.from_model_dir(trained_model, store)
+        why = explain(builder, store, "u1", "i3", top=builder.max_history)
+        lines = profile_lines(store, "u1")
+    cited = [h for h in why.similar_history if h[0] == "i3"]
+    assert cited and cited[0][4].startswith("A slow burn")
+    assert 'wrote "A slow burn with a strong lead' in why.summary()
+    assert "…" in why.summary()  # long texts are cut when cited
+    assert "recent words (newest first):" in lines
+    assert any('"A slow burn' in line for line in lines)

@@ -23,8 +23,9 @@ class Explanation:
       rank: the item's place among the catalogue items the user has not seen
         (1 = first), out of ``candidates`` (they and, when the user already
         has it, the item itself).
-      similar_history: (item_id, title, rating, similarity) of the history
-        items closest to the item, closest first (rating 0 = unknown).
+      similar_history: (item_id, title, rating, similarity, text) of the
+        history items closest to the item, closest first (rating 0 =
+        unknown; text: what the user last wrote with that item, "" if nothing).
       shared_interests: (tag, weight) of the user's interests the item carries.
     """
     user_id: str
@@ -43,13 +44,18 @@ class Explanation:
                  f"Profile: {self.profile_text}"]
         if self.similar_history:
             lines.append("Closest in the user's history:")
-            lines += [f"  {title} ({item}), rated {rating:g}, similarity {similarity:.2f}"
-                      if rating else f"  {title} ({item}), similarity {similarity:.2f}"
-                      for item, title, rating, similarity in self.similar_history]
+            for item, title, rating, similarity, text in self.similar_history:
+                rated = f", rated {rating:g}" if rating else ""
+                wrote = f', wrote "{_quote(text)}"' if text else ""
+                lines.append(f"  {title} ({item}){rated}{wrote}, similarity {similarity:.2f}")
         if self.shared_interests:
             lines.append("Shared interests: " + ", ".join(
                 f"{tag} ({weight:.2f})" for tag, weight in self.shared_interests))
         return "\n".join(lines)
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id: str,
@@ -89,8 +95,9 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
     tags = set(str(builder.items["tags"].fillna("")[row]).split(TAG_SEPARATOR))
     shared = [(str(tag), float(weight)) for tag, weight in
               zip(profile["interests"][0], profile["interest_weights"][0]) if tag in tags]
+    written = events[events["text"] != ""].groupby("item_id")["text"].last()
     return Explanation(
         user_id, item_id, str(titles[row]), float(scores[row]), rank, candidates,
         [(str(history_ids[i]), str(titles[history_rows[i]]), float(ratings[i]),
-          float(similarity[i])) for i in order],
+          float(similarity[i]), str(written.get(history_ids[i], ""))) for i in order],
         shared, str(profile["profile_text"][0]))

@@ -12,17 +12,30 @@ from tf_profiles.profiles.timeline import interest_timeline
 from tf_profiles.store.store import ProfileStore
 
 
-def profile_lines(store: ProfileStore, user_id: str) -> List[str]:
-    """The user's event count, attributes and stored profile, one line each.
+def _quote(text: str, limit: int = 100) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def profile_lines(store: ProfileStore, user_id: str, shown_texts: int = 3) -> List[str]:
+    """The user's event count, attributes, latest own words (the last
+    ``shown_texts`` event texts) and stored profile, one line each.
 
     Raises:
       ValueError: the store has no events or attributes of ``user_id``.
     """
     store.check_user(user_id)
-    lines = [f"user {user_id}: {len(store.events([user_id]))} events"]
+    events = store.events([user_id])
+    lines = [f"user {user_id}: {len(events)} events"]
     attributes = store.user_attributes([user_id])[0]
     if attributes:
         lines.append("attributes: " + ", ".join(f"{k}={v}" for k, v in attributes.items()))
+    written = events[events["text"] != ""].tail(shown_texts).iloc[::-1]
+    if len(written):
+        titles = store.items().set_index("item_id")["title"]
+        lines.append("recent words (newest first):")
+        lines += [f'  {time.strftime("%Y-%m-%d", time.gmtime(row.timestamp))} '
+                  f'{titles.get(row.item_id, row.item_id)}: "{_quote(row.text)}"'
+                  for row in written.itertuples()]
     profile = store.profiles([user_id])
     if profile.empty:
         return lines + ["no stored profile yet (run `tf-profiles refresh`)"]
