@@ -16,7 +16,7 @@ from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.features import spec
 from tf_profiles.features.examples import latest_histories
 from tf_profiles.profiles.describe import describe_profile
-from tf_profiles.profiles.interests import interest_weights
+from tf_profiles.profiles.interests import interest_weights, item_interest_terms
 from tf_profiles.text.cache import embed_texts
 from tf_profiles.text.render import render_item_text, render_user_text
 
@@ -49,6 +49,7 @@ class ProfileBuilder:
         self.cache_dir = cache_dir
         self._known_texts = dict(known_texts or {})
         self._item_embeddings = None
+        self._interest_items = None
         self._item_rows = pd.Series(np.arange(len(self.items)),
                                     index=self.items["item_id"].to_numpy())
         self._titles = self.items.set_index("item_id")["title"]
@@ -142,8 +143,17 @@ class ProfileBuilder:
         return user_embeddings(self.model, {key: profiles[key] for key in (
             spec.USER_ID, spec.HISTORY, spec.HISTORY_RATING, spec.USER_TEXT)}, batch_size)
 
+    def interest_items(self) -> pd.DataFrame:
+        """``items`` with the tags interests are scored over: the catalogue's tags, or
+        phrases mined from item text when it has none (computed once)."""
+        if self._interest_items is None:
+            self._interest_items = item_interest_terms(
+                self.items, self.model.preprocessor.encoder, self.cache_dir)
+        return self._interest_items
+
     def _interests(self, events, user_ids):
-        interests = interest_weights(events, self.items, self.half_life_days, top=TOP_INTERESTS)
+        interests = interest_weights(events, self.interest_items(), self.half_life_days,
+                                     top=TOP_INTERESTS)
         tags = np.full((len(user_ids), TOP_INTERESTS), "", dtype=object)
         weights = np.zeros((len(user_ids), TOP_INTERESTS), np.float32)
         row_of = pd.Series(np.arange(len(user_ids)), index=user_ids)

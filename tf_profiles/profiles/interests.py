@@ -2,14 +2,18 @@
 
 Each event votes for its item's tags with a weight that is rating-aware (a
 1-star rating is a vote against) and recency-decayed (an event one
-half-life old counts half).
+half-life old counts half). A catalogue without tags gets its interest terms
+from phrases mined from the item text (:func:`item_interest_terms`); the
+scoring is the same.
 """
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from tf_profiles.data.schema import TAG_SEPARATOR
+from tf_profiles.profiles.phrases import mine_phrases
 
 SECONDS_PER_DAY = 86_400
 
@@ -64,3 +68,29 @@ def interest_weights(events: pd.DataFrame, items: pd.DataFrame,
     scores["rank"] = scores.groupby("user_id").cumcount()
     return scores[scores["rank"] < top][["user_id", "tag", "weight", "rank"]].reset_index(
         drop=True)
+
+
+def item_interest_terms(items: pd.DataFrame, encoder, cache_dir: Optional[Path] = None,
+                        **mining) -> pd.DataFrame:
+    """``items`` with the ``tags`` column :func:`interest_weights` reads.
+
+    The catalogue's own tags when any item has one (items without stay
+    without); otherwise phrases mined from each item's title and description
+    by the model's encoder (:func:`~tf_profiles.profiles.phrases.mine_phrases`).
+
+    Args:
+      items: item_id, title, optionally description and tags.
+      encoder: the model's :class:`TextEncoder`; None (a model without text)
+        leaves an untagged catalogue without interest terms.
+      cache_dir: the text-embedding cache.
+      **mining: ``mine_phrases``'s options (per_item, min_items, labels, ...).
+
+    Returns:
+      A copy of ``items`` whose ``tags`` are "A|B" terms ("" for none).
+    """
+    tags = (items["tags"] if "tags" in items.columns
+            else pd.Series("", index=items.index, dtype=object))
+    if tags.fillna("").astype(str).str.strip().ne("").any() or encoder is None or items.empty:
+        return items.assign(tags=tags.fillna("").astype(str))
+    mined = mine_phrases(items, encoder, cache_dir, **mining)
+    return items.assign(tags=mined.tags.to_numpy())
