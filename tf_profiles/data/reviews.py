@@ -151,3 +151,69 @@ def clothing_reviews(include_title: bool = True) -> pd.DataFrame:
         body = body.where(joined.isna(), joined.str.cat(body, sep=" ", na_rep="").str.strip())
     return _clean(pd.DataFrame({"text": body, "label": (ratings >= 4).astype("int64"),
                                 "source": CLOTHING_SOURCE}), path)
+
+
+# === Seeded, stratified splits and samples ===
+
+def _group_positions(frame: pd.DataFrame, by) -> list:
+    # Positions (not labels) of each group's rows, groups in sorted order.
+    if not len(frame):
+        return []
+    indices = frame.groupby(list(by), sort=True).indices
+    return [indices[key] for key in sorted(indices)]
+
+
+def stratified_split(frame: pd.DataFrame, test_fraction: float, seed: int,
+                     by=("source", "label")):
+    """Splits ``frame`` into (train, test), keeping each ``by`` group's share.
+
+    Args:
+      frame: rows to split (e.g. :func:`movie_reviews`).
+      test_fraction: share of each group that goes to test, in (0, 1).
+      seed: the same seed gives the same split.
+      by: columns whose value combinations keep their proportions.
+
+    Returns:
+      (train, test) DataFrames with a fresh index, rows in random order.
+    """
+    import numpy as np
+
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction={test_fraction} is outside (0, 1)")
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for positions in _group_positions(frame, by):
+        positions = rng.permutation(positions)
+        cut = int(round(len(positions) * test_fraction))
+        test.append(positions[:cut])
+        train.append(positions[cut:])
+    def pick(parts):
+        if not parts:
+            return frame.iloc[:0].reset_index(drop=True)
+        return frame.iloc[rng.permutation(np.concatenate(parts))].reset_index(drop=True)
+
+    return pick(train), pick(test)
+
+
+def stratified_sample(frame: pd.DataFrame, size: int, seed: int, by=("source", "label")):
+    """``size`` rows of ``frame`` (all of them if it has fewer), each ``by`` group
+    keeping its share (largest remainders decide the rounding).
+
+    Returns:
+      A DataFrame with a fresh index, rows in random order.
+    """
+    import numpy as np
+
+    if size < 1:
+        raise ValueError(f"size={size}: a sample needs at least one row")
+    rng = np.random.default_rng(seed)
+    groups = _group_positions(frame, by)
+    if size >= len(frame):
+        chosen = groups
+    else:
+        exact = np.array([len(p) * size / len(frame) for p in groups])
+        counts = np.floor(exact).astype(int)
+        for index in np.argsort(-(exact - counts), kind="stable")[:size - counts.sum()]:
+            counts[index] += 1
+        chosen = [rng.permutation(p)[:k] for p, k in zip(groups, counts)]
+    return frame.iloc[rng.permutation(np.concatenate(chosen))].reset_index(drop=True)
