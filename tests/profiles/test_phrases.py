@@ -140,3 +140,22 @@ def test_real_minilm_puts_fitting_themes_on_real_titles(tmp_path):
     assert text.tags["a"] in ("star trek", "star", "trek")
     assert text.tags["c"] == "dracula" and text.tags["e"] == "wedding"
     assert "die hard" in text.candidates and np.all(text.tags != "")
+
+
+def test_profile_builder_scores_interests_over_phrases_when_no_item_has_tags(trained_model):
+    from tf_profiles.profiles.builder import ProfileBuilder
+
+    cache = trained_model.parent / "cache"
+    tagged = ProfileBuilder.from_model_dir(trained_model, cache_dir=cache)
+    untagged = ProfileBuilder(tagged.model, tagged.model_key, tagged.items.assign(tags=""),
+                              cache_dir=cache)
+    events = pd.read_csv(trained_model.parent / "data" / "interactions.csv",
+                         dtype={"user_id": str, "item_id": str, "rating": float})
+    users = sorted(events["user_id"].unique())
+    attributes = [{"user_id": user} for user in users]
+    phrases = set(untagged.interest_items()["tags"].str.split(TAG_SEPARATOR).explode()) - {""}
+    assert phrases and phrases <= {"star", "star wars", "wars"}  # titles "Star Wars 3 (1977)"
+    from_text = set(untagged.build(events, users, attributes)["interests"].ravel()) - {""}
+    from_tags = set(tagged.build(events, users, attributes)["interests"].ravel()) - {""}
+    assert from_text and from_text <= phrases
+    assert from_tags and from_tags <= {"Action", "Comedy", "Drama"}
