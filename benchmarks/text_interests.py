@@ -70,9 +70,9 @@ METRICS = ("P@3", "NDCG@3", "Spearman", "personal ρ")
 OBSERVATIONS = """
 - **The language model recovers some genre signal from titles alone, and not much.**
   Both text sources, with their defaults, beat random phrases of their own vocabulary
-  on every metric (Wilcoxon p ≤ 4e-4). The best, zero-shot film themes, gets P@3 0.232 (random 0.118) and
-  personal ρ 0.204 (random ≈ 0): a user's top-3 phrases name on average 0.7 of their
-  three top genres (random phrases: 0.35).
+  on every metric (Wilcoxon p ≤ 4e-4). The best, zero-shot film themes, gets P@3
+  0.232 (random 0.118) and personal ρ 0.204 (random ≈ 0): a user's top-3 phrases
+  name on average 0.7 of their three top genres (random phrases: 0.35).
 - **Everyone's genre prior beats every text method on P@3, NDCG@3 and Spearman**
   (0.675 / 0.875 / 0.770). It needs the withheld genres, so it is a reference, not a
   competitor: most users' top genres are Drama, Comedy and Action, and those three
