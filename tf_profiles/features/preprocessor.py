@@ -13,6 +13,7 @@ from tf_profiles.features import spec
 from tf_profiles.features.history import compact_history
 from tf_profiles.features.text_table import IdTable, TextTable
 from tf_profiles.text.encoder import TextEncoder
+from tf_profiles.text.sentiment import SentimentHead
 
 
 @tf.keras.utils.register_keras_serializable(package="tf_profiles")
@@ -37,6 +38,9 @@ class Preprocessor(tf.keras.layers.Layer):
       item_catalogue: items whose text is stored (default: the vocabulary).
       user_catalogue: users whose text, history and ratings are stored
         (default: the vocabulary).
+      sentiment: a :class:`SentimentHead` over ``encoder``'s vectors: the
+        rating an event's text implies where the event has none (see
+        :mod:`tf_profiles.features.feedback`); None: text gives no feedback.
 
     Call inputs: a dict of raw features (``spec.USER_ID``, ``spec.HISTORY``,
     optional ``spec.HISTORY_RATING`` and ``spec.USER_TEXT``; and/or
@@ -47,7 +51,8 @@ class Preprocessor(tf.keras.layers.Layer):
     def __init__(self, item_vocabulary: Sequence[str], user_vocabulary: Sequence[str],
                  text_dim: int, max_history: int, encoder: Optional[TextEncoder] = None,
                  item_catalogue: Optional[Sequence[str]] = None,
-                 user_catalogue: Optional[Sequence[str]] = None, **kwargs):
+                 user_catalogue: Optional[Sequence[str]] = None,
+                 sentiment: Optional[SentimentHead] = None, **kwargs):
         # Features stay float32 under a mixed_float16 policy (the towers cast
         # what they read); only the encoder may compute in float16.
         super().__init__(dtype="float32", **kwargs)
@@ -56,6 +61,13 @@ class Preprocessor(tf.keras.layers.Layer):
         self.text_dim = int(text_dim)
         self.max_history = int(max_history)
         self.encoder = encoder
+        self.sentiment = sentiment
+        if sentiment is not None:
+            # Fitted on labelled reviews; the recommender's training must not move it.
+            sentiment.trainable = False
+            if not sentiment.built:
+                # Weights exist before a saved model's weights are loaded into them.
+                sentiment.build([None, self.text_dim])
         self.item_catalogue = None if item_catalogue is None else [str(i) for i in item_catalogue]
         self.user_catalogue = None if user_catalogue is None else [str(u) for u in user_catalogue]
         self.item_text = TextTable(self.item_catalogue if item_catalogue is not None
@@ -122,7 +134,7 @@ class Preprocessor(tf.keras.layers.Layer):
         (e.g. the items and profiles of a profile store, for serving)."""
         other = type(self)(self.item_vocabulary, self.user_vocabulary, self.text_dim,
                            self.max_history, self.encoder, list(item_catalogue),
-                           list(user_catalogue), name=self.name)
+                           list(user_catalogue), self.sentiment, name=self.name)
         other.set_item_text(item_text)
         if len(other.user_text.ids):
             other.set_users(user_text, history, history_rating)
@@ -152,6 +164,20 @@ class Preprocessor(tf.keras.layers.Layer):
         shape = tf.stack([tf.shape(texts, out_type=tf.int64)[0], self.text_dim])
         given = tf.scatter_nd(tf.where(present), tf.gather(encoded, index), shape)
         return tf.where(present[:, tf.newaxis], given, stored)
+
+    def positive_probability(self, texts) -> tf.Tensor:
+        """[B] strings → [B] P(the text is positive) by the sentiment head (NaN for "").
+
+        Raises:
+          ValueError: this Preprocessor has no sentiment head or no encoder.
+        """
+        if self.sentiment is None or self.encoder is None:
+            raise ValueError("this model has no sentiment head (it was trained without "
+                             "event text)")
+        texts = tf.convert_to_tensor(texts, tf.string)
+        probability = self.sentiment(self._text(texts, tf.zeros(
+            tf.stack([tf.size(texts), self.text_dim]))))
+        return tf.where(tf.equal(texts, ""), float("nan"), probability)
 
     def item_vocabulary_ids(self) -> tf.Tensor:
         """[N] the items with an ID embedding, in index order (index i + 1)."""
@@ -246,12 +272,15 @@ class Preprocessor(tf.keras.layers.Layer):
             "encoder": (tf.keras.utils.serialize_keras_object(self.encoder)
                         if self.encoder is not None else None),
             "item_catalogue": self.item_catalogue, "user_catalogue": self.user_catalogue,
+            "sentiment": (tf.keras.utils.serialize_keras_object(self.sentiment)
+                          if self.sentiment is not None else None),
             "name": self.name,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if config.get("encoder") is not None:
-            config["encoder"] = tf.keras.utils.deserialize_keras_object(config["encoder"])
+        for layer in ("encoder", "sentiment"):
+            if config.get(layer) is not None:
+                config[layer] = tf.keras.utils.deserialize_keras_object(config[layer])
         return cls(**config)

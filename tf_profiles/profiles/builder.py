@@ -15,8 +15,10 @@ from tf_profiles.bundle.inference import item_embeddings, user_embeddings
 from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.features import spec
 from tf_profiles.features.examples import latest_histories
+from tf_profiles.features.feedback import with_model_feedback
 from tf_profiles.profiles.describe import describe_profile
 from tf_profiles.profiles.interests import interest_weights, item_interest_terms
+from tf_profiles.profiles.words import Words, users_words
 from tf_profiles.text.cache import embed_texts
 from tf_profiles.text.render import render_item_text, render_user_text
 
@@ -119,15 +121,21 @@ class ProfileBuilder:
           ``profile_text`` [U], ``embedding`` [U, D].
         """
         user_ids = np.asarray(user_ids, dtype=object)
+        # Events with text and no rating get the rating their text implies.
+        events = with_model_feedback(events, self.model.preprocessor, self.cache_dir)
         if user_text is None:
             user_text = [render_user_text(a) for a in attributes]
         histories = latest_histories(events, user_ids, self.max_history)
         tags, weights = self._interests(events, user_ids)
+        written = users_words(events, self.model.preprocessor.encoder, self.cache_dir)
         descriptions = []
         for row, user in enumerate(attributes):
             recent = [self._titles.get(i, i) for i in histories[spec.HISTORY][row][::-1] if i]
             pairs = [(t, float(w)) for t, w in zip(tags[row], weights[row]) if t]
-            descriptions.append(describe_profile(user, pairs, recent))
+            words = written.get(user_ids[row], Words([], 0, 0))
+            descriptions.append(describe_profile(user, pairs, recent,
+                                                 writes_about=words.writes_about,
+                                                 tone=words.tone()))
         profiles = {
             spec.USER_ID: user_ids, spec.USER_TEXT: np.array(list(user_text), dtype=object),
             spec.HISTORY: histories[spec.HISTORY],

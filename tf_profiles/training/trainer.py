@@ -16,23 +16,26 @@ from tf_profiles.evaluation.protocol import eval_rows
 from tf_profiles.evaluation.scoring import held_out_metrics
 from tf_profiles.features import spec
 from tf_profiles.features.examples import training_examples
+from tf_profiles.features.feedback import needs_text_feedback, with_text_feedback
 from tf_profiles.features.preprocessor import Preprocessor
 from tf_profiles.models.item_tower import ItemTower
 from tf_profiles.models.two_tower import TwoTowerModel
 from tf_profiles.models.user_tower import UserTower
 from tf_profiles.text.encoder import TextEncoder, default_checkpoint
+from tf_profiles.text.sentiment import SentimentHead, score_texts, train_default_head
 from tf_profiles.training.distribute import is_chief, remove_writing_dir, writing_dir
 from tf_profiles.evaluation.plots import plot_training_curves
 
 
 def build_preprocessor(config: TrainConfig, catalogue: Catalogue, item_vocabulary,
-                       user_vocabulary, encoder: TextEncoder) -> Preprocessor:
+                       user_vocabulary, encoder: TextEncoder,
+                       sentiment: Optional[SentimentHead] = None) -> Preprocessor:
     """The Preprocessor of a new model: the vocabularies it trains ID embeddings
-    for, the catalogue's text, and ``encoder``."""
+    for, the catalogue's text, ``encoder`` and its ``sentiment`` head."""
     preprocessor = Preprocessor(
         item_vocabulary, user_vocabulary, encoder.output_dim, config.max_history, encoder,
         item_catalogue=catalogue.items["item_id"].tolist(),
-        user_catalogue=catalogue.users["user_id"].tolist())
+        user_catalogue=catalogue.users["user_id"].tolist(), sentiment=sentiment)
     preprocessor.set_item_text(catalogue.item_text_embeddings)
     preprocessor.set_users(catalogue.user_text_embeddings)
     return preprocessor
@@ -154,14 +157,16 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     config_record = {**config.to_dict(), "encoder": str(checkpoint)}
     target.config_file.write_text(json.dumps(config_record, indent=2))
 
-    split = make_split(config.protocol, dataset.interactions, seed=config.split_seed,
-                       item_ids=list(dataset.items.index), holdout=config.holdout)
-    split.save(target.split_dir)
     finetuning = config.encoder_mode == "finetune"
     with strategy.scope():
         encoder = TextEncoder.from_checkpoint(
             checkpoint, max_length=config.text_max_length,
             trainable_layers=config.trainable_layers if finetuning else 0)
+        sentiment, interactions = _text_feedback(dataset.interactions, encoder, config,
+                                                 cache_dir)
+    split = make_split(config.protocol, interactions, seed=config.split_seed,
+                       item_ids=list(dataset.items.index), holdout=config.holdout)
+    split.save(target.split_dir)
     catalogue = build_catalogue(dataset, encoder, cache_dir)
     catalogue.save(target.catalogue_dir)
 
@@ -173,7 +178,7 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     with strategy.scope():
         preprocessor = build_preprocessor(
             config, catalogue, sorted(split.train["item_id"].unique()),
-            sorted(split.train["user_id"].unique()), encoder)
+            sorted(split.train["user_id"].unique()), encoder, sentiment)
         model = build_model(config, preprocessor)
         model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
         # Built before fit (on a padding example), so that BackupAndRestore
@@ -212,6 +217,18 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     plot_training_curves(metrics["history"], target.curves_file)
     remove_writing_dir(target.path, strategy)
     return metrics
+
+
+def _text_feedback(interactions, encoder: TextEncoder, config: TrainConfig, cache_dir):
+    # Events with text and no rating get their rating from a sentiment head
+    # on the model's own (still untrained) encoder, fitted on labelled
+    # reviews; the head is saved with the model so that serving, profiles
+    # and later events read text the same way.
+    if not needs_text_feedback(interactions).any():
+        return None, interactions
+    sentiment = train_default_head(encoder, cache_dir, seed=config.seed)
+    return sentiment, with_text_feedback(
+        interactions, lambda texts: score_texts(texts, encoder, sentiment, cache_dir))
 
 
 def _examples(split, catalogue: Catalogue, max_history: int, with_text: bool) -> dict:
