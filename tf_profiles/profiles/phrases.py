@@ -21,9 +21,12 @@ Two candidate sources, chosen by the caller:
 - **labels**: a fixed list of candidate labels given by the caller (for
   instance :data:`FILM_THEMES`), each scored against every item zero-shot,
   whether or not the item's text contains it. Titles alone are short, so
-  this is the source that can put "ghosts and haunted houses" on
-  "Nightmare on Elm Street". The labels are the caller's prior: they must
-  not be derived from withheld labels of the items being evaluated.
+  this is the source that can put "vampires" on "Bram Stoker's Dracula"
+  (tests/profiles/test_phrases.py checks a few such titles with MiniLM).
+  The labels are the caller's prior: they must not be derived from withheld
+  labels of the items being evaluated. Scores are centred per label (see
+  ``center``): on ml-100k, uncentred zero-shot themes did worse than random
+  (docs/benchmarks/text_signals_interests.md).
 
 The result is an item → phrases mapping in the ``"A|B"`` tag format, so
 :func:`~tf_profiles.profiles.interests.interest_weights` scores users'
