@@ -36,6 +36,11 @@ class TrainConfig:
       use_item_ids, use_user_ids, use_item_text, use_user_text, use_history:
         which inputs the towers read (ablations; user text is the rendered
         user attributes).
+      query_fraction: the share of training examples whose user text is a
+        pseudo-query made from the target item's tags or title ("something
+        horror"), replacing the stored attribute text, so that a request's
+        ``user_text`` steers the recommendations (see
+        :mod:`tf_profiles.features.queries`); 0: none.
     """
     protocol: str = "loo"
     holdout: bool = True
@@ -63,6 +68,7 @@ class TrainConfig:
     encoder_mode: str = "frozen"
     trainable_layers: int = 2
     mixed_precision: bool = False
+    query_fraction: float = 0.0
     seed: int = 0
 
     def __post_init__(self):
@@ -81,6 +87,9 @@ class TrainConfig:
         if self.embedding_dim % self.num_heads:
             raise ValueError(f"embedding_dim {self.embedding_dim} is not divisible by "
                              f"num_heads {self.num_heads}")
+        if not 0.0 <= self.query_fraction <= 1.0:
+            raise ValueError(f"query_fraction must be in [0, 1] (a share of the training "
+                             f"examples), got {self.query_fraction}")
 
     @classmethod
     def from_file(cls, path, **overrides) -> "TrainConfig":

@@ -18,6 +18,7 @@ from tf_profiles.features import spec
 from tf_profiles.features.examples import training_examples
 from tf_profiles.features.feedback import needs_text_feedback, with_text_feedback
 from tf_profiles.features.preprocessor import Preprocessor
+from tf_profiles.features.queries import with_queries
 from tf_profiles.models.item_tower import ItemTower
 from tf_profiles.models.two_tower import TwoTowerModel
 from tf_profiles.models.user_tower import UserTower
@@ -171,6 +172,11 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     catalogue.save(target.catalogue_dir)
 
     examples = _examples(split, catalogue, config.max_history, with_text=finetuning)
+    if config.query_fraction:
+        # Request-time intent: some examples' user text is a query naming the
+        # target's tags or title, which replaces the stored text (the encoder
+        # runs on it in the step, once per distinct string of a batch).
+        examples = with_queries(examples, catalogue.items, config.query_fraction, config.seed)
 
     # Seeded here, after the text embeddings: whether they came from the cache
     # or were computed must not change the model's random state.
