@@ -80,7 +80,9 @@ def test_ops_and_attributes_an_older_tensorflow_lacks(exported, installed):
                             "ops TF Serving links")
     # Every function call of the serving signatures (the tables are restored
     # with the variables, so the init op TF Serving runs at load calls none).
-    assert unknown.startswith(f"signatures {', '.join(sorted(SIGNATURES))}: "
+    # (This model has no sentiment head: its text_sentiment answers NaN and calls nothing.)
+    calling = sorted(set(SIGNATURES) - {"text_sentiment"})
+    assert unknown.startswith(f"signatures {', '.join(calling)}: "
                               "op StatefulPartitionedCall (") and unknown.endswith(
         "has attribute 'config_proto', unknown to TensorFlow 2.0.0's OpDef "
         "(the load fails: \"NodeDef mentions attribute config_proto\")")

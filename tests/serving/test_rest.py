@@ -26,7 +26,8 @@ USERS = dict(user_id=["u1", "nobody"], history=[["i1", "i2"], ["", "i3"]],
              user_text=["", "likes drama"])
 INPUTS = {"serving_default": USERS, "user_embedding": USERS,
           "item_embedding": dict(item_id=["i1", "new"], item_text=["", "comedy"]),
-          "lookup_profiles": dict(user_id=["u2", "nobody"])}
+          "lookup_profiles": dict(user_id=["u2", "nobody"]),
+          "text_sentiment": dict(text=["I hated it", "a man eating food"])}
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ head trained with the model, saved with it, and cited by its profiles."""
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 
 from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.bundle.model_dir import ModelDir
@@ -55,3 +56,18 @@ def test_profiles_cite_the_users_words(texted_model):
                              [{} for _ in users])
     assert all("Writes about:" in text and "recent reviews" in text
                for text in profiles["profile_text"])
+
+
+def test_the_export_serves_the_sentiment_head(texted_model, tmp_path):
+    from tf_profiles.serving.compat import load_servable
+    from tf_profiles.serving.export import export_model
+
+    model_dir, _, cache = texted_model
+    version = export_model(model_dir.path, tmp_path / "texted", version=1, k=5,
+                           cache_dir=cache, log=lambda *_: None)
+    served = load_servable(version).signatures["text_sentiment"]
+    texts = ["a man eating food, star wars", "", "drama"]
+    probability = served(text=tf.constant(texts))["positive_probability"].numpy()
+    expected = model_dir.load_model().preprocessor.positive_probability(texts).numpy()
+    np.testing.assert_allclose(probability, expected, atol=1e-6)
+    assert np.isnan(probability[1]) and 0.0 < probability[0] < 1.0

@@ -35,17 +35,23 @@ SERVING_DEFAULT = "serving_default"
 USER_EMBEDDING = "user_embedding"
 ITEM_EMBEDDING = "item_embedding"
 LOOKUP_PROFILES = "lookup_profiles"
+TEXT_SENTIMENT = "text_sentiment"
+TEXT = "text"  # [B] what a user wrote (a review, a comment).
 SIGNATURE_INPUTS: Dict[str, tuple] = {
     SERVING_DEFAULT: (USER_ID, HISTORY, USER_TEXT),
     USER_EMBEDDING: (USER_ID, HISTORY, USER_TEXT),
     ITEM_EMBEDDING: (ITEM_ID, ITEM_TEXT),
     LOOKUP_PROFILES: (USER_ID,),
+    TEXT_SENTIMENT: (TEXT,),
 }
 SIGNATURE_OUTPUTS: Dict[str, tuple] = {
     SERVING_DEFAULT: ("item_ids", "scores"),
     USER_EMBEDDING: ("embedding",),
     ITEM_EMBEDDING: ("embedding",),
     LOOKUP_PROFILES: ("found", "embedding", "profile_text", "interests", "interest_weights"),
+    # P(the text is positive) by the model's sentiment head; NaN for "" and
+    # for every text when the model was trained without event text (no head).
+    TEXT_SENTIMENT: ("positive_probability",),
 }
 SIGNATURES = tuple(SIGNATURE_INPUTS)
 

@@ -92,7 +92,7 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
     order = np.argsort(-similarity, kind="stable")[:top]
     titles = builder.items["title"].to_numpy(dtype=object)
     history_rows = builder.item_rows(history_ids)
-    tags = set(str(builder.items["tags"].fillna("")[row]).split(TAG_SEPARATOR))
+    tags = set(str(builder.interest_items()["tags"].fillna("")[row]).split(TAG_SEPARATOR))
     shared = [(str(tag), float(weight)) for tag, weight in
               zip(profile["interests"][0], profile["interest_weights"][0]) if tag in tags]
     written = events[events["text"] != ""].groupby("item_id")["text"].last()

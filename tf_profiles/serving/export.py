@@ -61,6 +61,7 @@ def warmup_inputs(profiles: dict, item_ids) -> dict:
             spec.ITEM_ID: items,
             spec.ITEM_TEXT: np.array([b"", b"A new film. Genres: Drama."][:len(items)])},
         spec.LOOKUP_PROFILES: {spec.USER_ID: np.append(users, b"unknown-user")},
+        spec.TEXT_SENTIMENT: {spec.TEXT: np.array([b"I hated it", b""])},
     }
 
 

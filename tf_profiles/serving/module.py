@@ -27,6 +27,7 @@ USER_REQUEST = [tf.TensorSpec([None], tf.string, name=spec.USER_ID),
 ITEM_REQUEST = [tf.TensorSpec([None], tf.string, name=spec.ITEM_ID),
                 tf.TensorSpec([None], tf.string, name=spec.ITEM_TEXT)]
 LOOKUP_REQUEST = [tf.TensorSpec([None], tf.string, name=spec.USER_ID)]
+TEXT_REQUEST = [tf.TensorSpec([None], tf.string, name=spec.TEXT)]
 
 
 def _with_empty_row(values, dtype):
@@ -40,7 +41,7 @@ def _with_empty_row(values, dtype):
 
 
 class ServingModule(tf.Module):
-    """Builds the four signatures from a model that holds the served state.
+    """Builds the five signatures from a model that holds the served state.
 
     Args:
       model: a trained :class:`TwoTowerModel` whose Preprocessor holds the
@@ -145,10 +146,18 @@ class ServingModule(tf.Module):
             "interest_weights": tf.gather(self.interest_weights, rows),
         }
 
+    @tf.function(input_signature=TEXT_REQUEST)
+    def serve_text_sentiment(self, text):
+        if self.model.preprocessor.sentiment is None:
+            # Same signature for every export, so clients need not ask first.
+            return {"positive_probability": tf.fill(tf.shape(text), float("nan"))}
+        return {"positive_probability": self.model.preprocessor.positive_probability(text)}
+
     def signatures(self):
         return {
             spec.SERVING_DEFAULT: self.serve_recommendations.get_concrete_function(),
             spec.USER_EMBEDDING: self.serve_user_embedding.get_concrete_function(),
             spec.ITEM_EMBEDDING: self.serve_item_embedding.get_concrete_function(),
             spec.LOOKUP_PROFILES: self.serve_lookup_profiles.get_concrete_function(),
+            spec.TEXT_SENTIMENT: self.serve_text_sentiment.get_concrete_function(),
         }
