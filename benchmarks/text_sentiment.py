@@ -15,6 +15,7 @@ folder, or --cache-dir), so a rerun only refits the heads.
 """
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -145,8 +146,9 @@ def table(result) -> str:
                 for t, r in result["test_sets"].items()}
     lines.append("| majority class | " + " | ".join(f"{majority[t]:.3f} / 0.500" for t in tests)
                  + " |")
+    vader_results = result["vader"]["results"]
     lines.append("| VADER compound (≥ 0.05) | " + " | ".join(
-        f"{result['vader']['results'][t]['accuracy']:.3f} / {result['vader']['results'][t]['auc']:.3f}"
+        f"{vader_results[t]['accuracy']:.3f} / {vader_results[t]['auc']:.3f}"
         for t in tests) + " |")
     for run in result["heads"]:
         for train, by_test in run["median"].items():
@@ -183,7 +185,7 @@ def main():
                      "label_rule": "movie: the package's 0/1 labels; clothing: rating >= 4 "
                      "positive, <= 2 negative, 3 dropped; title + body as text",
                      "head_threshold": 0.5, "vader_threshold": 0.05},
-        "machine": {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "tensorflow": tf.__version__},
         "train_sets": {name: {"n": len(train), "positive_share": float(train["label"].mean())}
                        for name, (train, _) in data.items()},
