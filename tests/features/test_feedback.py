@@ -32,3 +32,22 @@ def test_events_without_a_text_column_or_a_head_are_returned_as_they_are():
 
     assert with_model_feedback(_events(), NoHead()) is not None
     assert np.isnan(with_model_feedback(_events(), NoHead())["rating"][0])
+
+
+@pytest.mark.slow
+def test_real_reviews_vote_like_stars_through_the_default_head(cache_dir):
+    from tf_profiles.text.encoder import TextEncoder
+    from tf_profiles.text.sentiment import score_texts, train_default_head
+
+    encoder = TextEncoder.from_checkpoint(max_length=64)  # MiniLM, the model's token limit
+    head = train_default_head(encoder, cache_dir, per_dataset=1000)
+    events = pd.DataFrame({
+        "user_id": ["u1"] * 3, "item_id": ["a", "b", "c"], "timestamp": [1, 2, 3],
+        "rating": [np.nan, np.nan, 5.0],
+        "text": ["A dull, badly acted waste of two hours. I hated it.",
+                 "A wonderful, moving film with a brilliant cast. Loved every minute.",
+                 "I hated it."]})
+    filled = with_text_feedback(events, lambda texts: score_texts(texts, encoder, head,
+                                                                  cache_dir))
+    assert filled["rating"][0] < 2.0 < 4.0 < filled["rating"][1]
+    assert filled["rating"][2] == 5.0  # the given stars win
