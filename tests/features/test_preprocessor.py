@@ -123,3 +123,16 @@ def test_history_helpers():
                                       tf.constant([[1.0, 9.0, 2.0]]))
     assert compact.numpy().tolist() == [[b"", b"", b"a", b"b"]]
     assert rating.numpy().tolist() == [[0, 0, 1, 2]]
+
+
+def test_a_frozen_encoder_embeds_request_text_without_dropout_even_in_training(
+        preprocessor, encoder):
+    # Stored texts were embedded with the encoder in inference mode; a
+    # training step's query must embed the same way (no dropout noise).
+    inputs = _users(["u1"], [["i1"]], text=["star wars action"])
+    served = preprocessor(inputs)[spec.USER_TEXT_EMBEDDING]
+    for _ in range(3):
+        trained = preprocessor(inputs, training=True)[spec.USER_TEXT_EMBEDDING]
+        np.testing.assert_allclose(trained.numpy(), served.numpy(), atol=1e-6)
+    np.testing.assert_allclose(served.numpy()[0],
+                               encoder(tf.constant(["star wars action"])).numpy()[0], atol=1e-6)

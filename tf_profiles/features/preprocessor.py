@@ -156,6 +156,9 @@ class Preprocessor(tf.keras.layers.Layer):
         texts = tf.convert_to_tensor(texts, tf.string)
         present = tf.not_equal(texts, "")
         unique, index = tf.unique(tf.boolean_mask(texts, present))
+        # A frozen encoder runs as it did when the stored texts were embedded
+        # (no dropout), or a training query would embed unlike a served one.
+        training = training if self.encoder.trainable_layers else False
         # BERT cannot run on an empty batch, and most requests carry no text.
         encoded = tf.cond(
             tf.size(unique) > 0,
