@@ -40,7 +40,7 @@ from tf_profiles.data.loaders import load_dataset
 from tf_profiles.data.movielens import convert_ml100k
 from tf_profiles.data.reviews import CLOTHING_FILE, CLOTHING_PACKAGE, movie_reviews, package_file
 from tf_profiles.evaluation.metrics import wilcoxon_signed_rank
-from tf_profiles.features.feedback import with_text_feedback
+from tf_profiles.features.feedback import with_head_feedback
 from tf_profiles.profiles.interests import interest_weights
 from tf_profiles.text.encoder import TextEncoder
 from tf_profiles.text.sentiment import review_training_set, score_texts, train_default_head
@@ -127,8 +127,8 @@ def main():
     truth = (frames["stars"].loc[reviewed, "rating"] >= 4).to_numpy()
     # Filled here for the interests; the trainer fills its own copy (same head:
     # same encoder, reviews and seed), as it would for a user's file.
-    filled = dict(frames, **{"hidden + reviews": with_text_feedback(
-        frames["hidden + reviews"], lambda texts: score_texts(texts, encoder, head))})
+    filled = dict(frames, **{"hidden + reviews": with_head_feedback(
+        frames["hidden + reviews"], encoder, head)})
     items = dataset.items.reset_index(drop=True)
     report = {
         "protocol": f"ml-100k, {HIDDEN_SHARE:.0%} of events' stars hidden (seed {SEED}); "

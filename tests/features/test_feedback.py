@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tf_profiles.features.feedback import (needs_text_feedback, with_model_feedback,
+from tf_profiles.features.feedback import (needs_text_feedback, with_head_feedback,
                                            with_text_feedback)
 
 
@@ -27,11 +27,8 @@ def test_events_without_a_text_column_or_a_head_are_returned_as_they_are():
     events = _events().drop(columns="text")
     assert with_text_feedback(events, lambda texts: 1 / 0) is events
 
-    class NoHead:
-        sentiment = None
-
-    assert with_model_feedback(_events(), NoHead()) is not None
-    assert np.isnan(with_model_feedback(_events(), NoHead())["rating"][0])
+    assert with_head_feedback(_events(), None, None) is not None
+    assert np.isnan(with_head_feedback(_events(), None, None)["rating"][0])
 
 
 @pytest.mark.slow

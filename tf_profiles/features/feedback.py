@@ -55,10 +55,11 @@ def with_text_feedback(events: pd.DataFrame,
     return events
 
 
-def with_model_feedback(events: pd.DataFrame, preprocessor, cache_dir=None) -> pd.DataFrame:
-    """:func:`with_text_feedback` with a trained model's encoder and sentiment head
-    (through the text-embedding cache); unchanged when the model has no head."""
-    if preprocessor.sentiment is None or not needs_text_feedback(events).any():
+def with_head_feedback(events: pd.DataFrame, encoder, sentiment, cache_dir=None) -> pd.DataFrame:
+    """:func:`with_text_feedback` with a model's encoder and sentiment head (e.g.
+    ``preprocessor.encoder, preprocessor.sentiment``), through the text-embedding
+    cache; unchanged when there is no head."""
+    if sentiment is None or not needs_text_feedback(events).any():
         return events
-    return with_text_feedback(events, lambda texts: score_texts(
-        texts, preprocessor.encoder, preprocessor.sentiment, cache_dir))
+    return with_text_feedback(events, lambda texts: score_texts(texts, encoder, sentiment,
+                                                                cache_dir))

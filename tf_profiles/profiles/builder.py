@@ -15,7 +15,7 @@ from tf_profiles.bundle.inference import item_embeddings, user_embeddings
 from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.features import spec
 from tf_profiles.features.examples import latest_histories
-from tf_profiles.features.feedback import with_model_feedback
+from tf_profiles.features.feedback import with_head_feedback
 from tf_profiles.profiles.describe import describe_profile
 from tf_profiles.profiles.interests import interest_weights, item_interest_terms
 from tf_profiles.profiles.words import Words, users_words
@@ -122,7 +122,8 @@ class ProfileBuilder:
         """
         user_ids = np.asarray(user_ids, dtype=object)
         # Events with text and no rating get the rating their text implies.
-        events = with_model_feedback(events, self.model.preprocessor, self.cache_dir)
+        events = with_head_feedback(events, self.model.preprocessor.encoder,
+                                    self.model.preprocessor.sentiment, self.cache_dir)
         if user_text is None:
             user_text = [render_user_text(a) for a in attributes]
         histories = latest_histories(events, user_ids, self.max_history)

@@ -50,7 +50,7 @@ def users_words(events: pd.DataFrame, encoder: TextEncoder, cache_dir: Optional[
 
     Args:
       events: user_id, timestamp, rating (NaN = unknown; fill it from text
-        first, see :func:`tf_profiles.features.feedback.with_model_feedback`)
+        first, see :func:`tf_profiles.features.feedback.with_head_feedback`)
         and text, in time order per user.
       encoder: the model's encoder (phrases are scored with its embeddings).
       recent: the latest texts read per user.

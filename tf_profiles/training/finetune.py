@@ -37,7 +37,7 @@ from tf_profiles.evaluation.protocol import EvalRows, eval_rows
 from tf_profiles.evaluation.scoring import held_out_metrics
 from tf_profiles.features import spec
 from tf_profiles.features.examples import training_examples
-from tf_profiles.features.feedback import with_model_feedback
+from tf_profiles.features.feedback import with_head_feedback
 from tf_profiles.training.trainer import input_pipeline
 
 _KEY = ["user_id", "item_id", "timestamp"]
@@ -182,7 +182,7 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
         raise ValueError(f"no events newer than {source.path}'s training data to fine-tune on")
     model = source.load_model()
     # New reviews without stars vote through the model's sentiment head, as in training.
-    fresh = with_model_feedback(fresh, model.preprocessor)
+    fresh = with_head_feedback(fresh, model.preprocessor.encoder, model.preprocessor.sentiment)
     data = finetune_data(split, fresh, config.max_history, config.split_seed, guard_fraction)
     examples, rows = data.examples, data.rows
 

@@ -16,14 +16,14 @@ from tf_profiles.evaluation.protocol import eval_rows
 from tf_profiles.evaluation.scoring import held_out_metrics
 from tf_profiles.features import spec
 from tf_profiles.features.examples import training_examples
-from tf_profiles.features.feedback import needs_text_feedback, with_text_feedback
+from tf_profiles.features.feedback import needs_text_feedback, with_head_feedback
 from tf_profiles.features.preprocessor import Preprocessor
 from tf_profiles.features.queries import with_queries
 from tf_profiles.models.item_tower import ItemTower
 from tf_profiles.models.two_tower import TwoTowerModel
 from tf_profiles.models.user_tower import UserTower
 from tf_profiles.text.encoder import TextEncoder, default_checkpoint
-from tf_profiles.text.sentiment import SentimentHead, score_texts, train_default_head
+from tf_profiles.text.sentiment import SentimentHead, train_default_head
 from tf_profiles.training.distribute import is_chief, remove_writing_dir, writing_dir
 from tf_profiles.evaluation.plots import plot_training_curves
 
@@ -233,8 +233,7 @@ def _text_feedback(interactions, encoder: TextEncoder, config: TrainConfig, cach
     if not needs_text_feedback(interactions).any():
         return None, interactions
     sentiment = train_default_head(encoder, cache_dir, seed=config.seed)
-    return sentiment, with_text_feedback(
-        interactions, lambda texts: score_texts(texts, encoder, sentiment, cache_dir))
+    return sentiment, with_head_feedback(interactions, encoder, sentiment, cache_dir)
 
 
 def _examples(split, catalogue: Catalogue, max_history: int, with_text: bool) -> dict:
