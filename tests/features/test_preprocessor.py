@@ -136,3 +136,39 @@ def test_a_frozen_encoder_embeds_request_text_without_dropout_even_in_training(
         np.testing.assert_allclose(trained.numpy(), served.numpy(), atol=1e-6)
     np.testing.assert_allclose(served.numpy()[0],
                                encoder(tf.constant(["star wars action"])).numpy()[0], atol=1e-6)
+
+
+def test_known_texts_embed_as_given_and_match_the_encoder(preprocessor, encoder, tmp_path,
+                                                          cache_dir):
+    from tf_profiles.text.cache import embed_texts
+
+    queries = ["a comedy", "something drama"]
+    inputs = _users(["u1", "u2", "u1", "u2"], [["i1"]] * 4,
+                    text=["a comedy", "", "star wars", "something drama"])
+    expected = preprocessor(inputs, training=True)[spec.USER_TEXT_EMBEDDING].numpy()
+    with preprocessor.known_texts(queries, embed_texts(queries, encoder, cache_dir)):
+        remembered = preprocessor(inputs, training=True)[spec.USER_TEXT_EMBEDDING].numpy()
+        # Proof the vectors are read, not recomputed: other vectors, other features.
+        with preprocessor.known_texts(queries, np.zeros((2, 8))):
+            zeroed = preprocessor(inputs)[spec.USER_TEXT_EMBEDDING].numpy()
+    # The cached vectors are what the encoder computes in the step ("star wars"
+    # is not known and still goes through it; "" keeps the stored text).
+    np.testing.assert_allclose(remembered, expected, atol=1e-5)
+    assert not zeroed[[0, 3]].any() and np.allclose(zeroed[[1, 2]], expected[[1, 2]], atol=1e-5)
+    # Gone after the block, and never part of what is saved.
+    assert preprocessor._known_texts is None
+    check_save_load(preprocessor, inputs, str(tmp_path / "preprocessor.keras"))
+
+
+def test_known_texts_refuse_a_trainable_encoder_and_bad_shapes(preprocessor, tiny_bert):
+    with pytest.raises(ValueError, match="expected distinct texts and \\[2, 8\\]"):
+        with preprocessor.known_texts(["a", "b"], np.zeros((2, 4))):
+            pass
+    with pytest.raises(ValueError, match="1 distinct"):
+        with preprocessor.known_texts(["a", "a"], np.zeros((2, 8))):
+            pass
+    trainable = Preprocessor(["i1"], ["u1"], 8, 3, TextEncoder.from_checkpoint(
+        tiny_bert, max_length=16, trainable_layers=1))
+    with pytest.raises(ValueError, match="frozen encoder"):
+        with trainable.known_texts(["a"], np.zeros((1, 8))):
+            pass

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.features import spec
+from tf_profiles.features.preprocessor import Preprocessor
 from tf_profiles.training import trainer
 
 from tests.conftest import read_json, train_tiny
@@ -18,9 +19,19 @@ def test_a_tiny_run_with_queries_trains_on_them(tiny_bert, tmp_path, monkeypatch
         return pipeline(examples, batch_size, seed)
 
     monkeypatch.setattr(trainer, "input_pipeline", spy)
+    known = []
+    remember = Preprocessor.known_texts
+
+    def spy_known(self, texts, vectors):
+        known.append(list(texts))
+        return remember(self, texts, vectors)
+
+    monkeypatch.setattr(Preprocessor, "known_texts", spy_known)
     folder = ModelDir(train_tiny(tmp_path, tiny_bert, query_fraction=0.5))
     texts = seen[spec.USER_TEXT]
     assert 0.3 < (texts != "").mean() < 0.7
+    # The queries were embedded once before fit, not in every step.
+    assert known == [sorted(set(texts) - {""})]
     # Each query names its target item (tiny items: "Star Wars <i> (1977)", two genres).
     items = folder.catalogue().items.set_index("item_id")
     for item, text in zip(seen[spec.ITEM_ID], texts):

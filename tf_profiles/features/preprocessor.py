@@ -4,6 +4,7 @@ Training, evaluation, profile building, explanations and the servable all
 turn raw inputs into features here, so a profile stored in the profile
 store and one computed online for the same state are the same computation.
 """
+import contextlib
 from typing import Optional, Sequence
 
 import numpy as np
@@ -94,6 +95,9 @@ class Preprocessor(tf.keras.layers.Layer):
         self.stored_rating = self.add_weight(
             name="stored_rating", shape=(users, self.max_history), initializer="zeros",
             trainable=False)
+        # Set by known_texts() for one block only; object.__setattr__ keeps
+        # Keras from tracking it, so it is never saved with the model.
+        object.__setattr__(self, "_known_texts", None)
         self.built = True
 
     # === State ===
@@ -140,6 +144,47 @@ class Preprocessor(tf.keras.layers.Layer):
             other.set_users(user_text, history, history_rating)
         return other
 
+    @contextlib.contextmanager
+    def known_texts(self, texts: Sequence[str], vectors):
+        """Within the block, ``texts`` embed as ``vectors`` instead of going through
+        the encoder; other texts still do.
+
+        For training with pseudo-queries (:mod:`tf_profiles.features.queries`):
+        embedded once beforehand (``embed_texts``, cached) instead of once per
+        batch, which on a CPU doubled the time of an epoch. The result is the
+        same computation, because a frozen encoder runs request text in
+        inference mode (see :meth:`_text`) and ``embed_texts`` calls that
+        same encoder; a trainable encoder would move away from the vectors
+        after one step, so it is refused. Nothing of it is saved with the
+        model, and functions traced inside the block (Keras's train
+        function) keep it: retrace them (``model.train_function = None``)
+        before using them again.
+
+        Args:
+          texts: [Q] distinct strings ("" is the stored text; it is not looked up).
+          vectors: [Q, text_dim] what the encoder computes for them.
+
+        Raises:
+          ValueError: no encoder, a trainable encoder, or shapes that disagree.
+        """
+        if self.encoder is None or self.encoder.trainable_layers:
+            raise ValueError("known_texts needs a frozen encoder: a trainable one stops "
+                             "computing the given vectors after one training step")
+        texts = [str(t) for t in texts]
+        vectors = np.asarray(vectors, np.float32)
+        if vectors.shape != (len(texts), self.text_dim) or len(set(texts)) != len(texts):
+            raise ValueError(f"known_texts: {len(texts)} texts ({len(set(texts))} distinct) "
+                             f"and vectors of shape {vectors.shape}; expected distinct texts "
+                             f"and [{len(texts)}, {self.text_dim}]")
+        table = IdTable(texts)  # text → row of the vectors below (0: not known)
+        rows = tf.constant(np.concatenate([np.zeros((1, self.text_dim), np.float32), vectors]))
+        previous = self._known_texts
+        object.__setattr__(self, "_known_texts", (table, rows))
+        try:
+            yield self
+        finally:
+            object.__setattr__(self, "_known_texts", previous)
+
     # === Features ===
 
     def user_rows(self, user_id) -> tf.Tensor:
@@ -159,14 +204,25 @@ class Preprocessor(tf.keras.layers.Layer):
         # A frozen encoder runs as it did when the stored texts were embedded
         # (no dropout), or a training query would embed unlike a served one.
         training = training if self.encoder.trainable_layers else False
-        # BERT cannot run on an empty batch, and most requests carry no text.
-        encoded = tf.cond(
-            tf.size(unique) > 0,
-            lambda: tf.cast(self.encoder(unique, training=training), tf.float32),
-            lambda: tf.zeros([0, self.text_dim], tf.float32))
+        if self._known_texts is None:
+            encoded = self._encode(unique, training)
+        else:
+            table, known = self._known_texts
+            rows = table.lookup(unique)  # [U], 0 for a text not known
+            unknown = tf.where(tf.equal(rows, 0))  # [M, 1]
+            encoded = tf.tensor_scatter_nd_update(
+                tf.gather(known, rows), unknown,
+                self._encode(tf.gather_nd(unique, unknown), training))
         shape = tf.stack([tf.shape(texts, out_type=tf.int64)[0], self.text_dim])
         given = tf.scatter_nd(tf.where(present), tf.gather(encoded, index), shape)
         return tf.where(present[:, tf.newaxis], given, stored)
+
+    def _encode(self, texts, training):
+        # BERT cannot run on an empty batch, and most requests carry no text.
+        return tf.cond(
+            tf.size(texts) > 0,
+            lambda: tf.cast(self.encoder(texts, training=training), tf.float32),
+            lambda: tf.zeros([0, self.text_dim], tf.float32))
 
     def positive_probability(self, texts) -> tf.Tensor:
         """[B] strings → [B] P(the text is positive) by the sentiment head (NaN for "").

@@ -1,4 +1,5 @@
 """``tf-profiles train``: split, embed text once, fit the two-tower model, save."""
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from tf_profiles.features.queries import with_queries
 from tf_profiles.models.item_tower import ItemTower
 from tf_profiles.models.two_tower import TwoTowerModel
 from tf_profiles.models.user_tower import UserTower
+from tf_profiles.text.cache import embed_texts
 from tf_profiles.text.encoder import TextEncoder, default_checkpoint
 from tf_profiles.text.sentiment import SentimentHead, train_default_head
 from tf_profiles.training.distribute import is_chief, remove_writing_dir, writing_dir
@@ -174,8 +176,7 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     examples = _examples(split, catalogue, config.max_history, with_text=finetuning)
     if config.query_fraction:
         # Request-time intent: some examples' user text is a query naming the
-        # target's tags or title, which replaces the stored text (the encoder
-        # runs on it in the step, once per distinct string of a batch).
+        # target's tags or title, which replaces the stored text.
         examples = with_queries(examples, catalogue.items, config.query_fraction, config.seed)
 
     # Seeded here, after the text embeddings: whether they came from the cache
@@ -194,8 +195,10 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     epoch_times = EpochTimes()
     callbacks = _callbacks(target, Path(output_dir), split, config, strategy, epoch_times)
     started = time.perf_counter()
-    history = model.fit(input_pipeline(examples, config.batch_size, config.seed),
-                        epochs=config.epochs, callbacks=callbacks, verbose=1)
+    with _texts_embedded_once(preprocessor, examples, finetuning, cache_dir):
+        history = model.fit(input_pipeline(examples, config.batch_size, config.seed),
+                            epochs=config.epochs, callbacks=callbacks, verbose=1)
+    model.train_function = None  # traced with the known texts: never reused without them
     seconds = time.perf_counter() - started
     if finetuning:
         # The stored text tables must be what the trained encoder computes,
@@ -234,6 +237,17 @@ def _text_feedback(interactions, encoder: TextEncoder, config: TrainConfig, cach
         return None, interactions
     sentiment = train_default_head(encoder, cache_dir, seed=config.seed)
     return sentiment, with_head_feedback(interactions, encoder, sentiment, cache_dir)
+
+
+def _texts_embedded_once(preprocessor: Preprocessor, examples: dict, finetuning: bool,
+                         cache_dir):
+    # With a frozen encoder the examples' user texts are pseudo-queries, a
+    # few thousand distinct strings: embedded once (and cached) instead of
+    # once per batch in every step. A fine-tuned encoder must see its text.
+    texts = sorted(set(examples.get(spec.USER_TEXT, ())) - {""})
+    if finetuning or not texts:
+        return contextlib.nullcontext()
+    return preprocessor.known_texts(texts, embed_texts(texts, preprocessor.encoder, cache_dir))
 
 
 def _examples(split, catalogue: Catalogue, max_history: int, with_text: bool) -> dict:
