@@ -38,7 +38,7 @@ import tf_profiles  # noqa: F401  (Keras 2 before TensorFlow)
 from benchmarks.quality_ml100k import MODEL, Runs, tuned
 from tf_profiles.data.loaders import load_dataset
 from tf_profiles.data.movielens import convert_ml100k
-from tf_profiles.data.reviews import CLOTHING_FILE, CLOTHING_PACKAGE, movie_reviews, package_file
+from tf_profiles.data.reviews import clothing_reviews, movie_reviews
 from tf_profiles.evaluation.metrics import wilcoxon_signed_rank
 from tf_profiles.features.feedback import with_head_feedback
 from tf_profiles.profiles.interests import interest_weights
@@ -74,12 +74,12 @@ NEUTRAL_PHRASES = ("It was okay.", "Fine.", "Not bad, not great.", "Average movi
 
 
 def neutral_texts(encoder, head, sample: int = 600, seed: int = SEED) -> dict:
-    """What the head says of text without a side: 3★ clothing reviews (the
-    label rule drops them from its training) and short neutral phrases."""
-    frame = pd.read_parquet(package_file(*CLOTHING_PACKAGE, CLOTHING_FILE))
-    frame = frame[frame["Rating"] == 3].dropna(subset=["Review Text"]).sample(
-        sample, random_state=seed)
-    texts = (frame["Title"].fillna("") + ". " + frame["Review Text"]).str.strip(". ").tolist()
+    """What the head says of text without a side: 3★ clothing reviews outside
+    its training sample, and short neutral phrases."""
+    frame = clothing_reviews()
+    frame = frame[(frame["label"] == 0.5)
+                  & ~frame["text"].isin(set(review_training_set(seed=seed)["text"]))]
+    texts = frame.sample(sample, random_state=seed)["text"].tolist()
     probability = score_texts(texts, encoder, head)
     phrases = score_texts(list(NEUTRAL_PHRASES), encoder, head)
     return {"three_star_reviews": {"count": sample, "mean_p": float(probability.mean()),
@@ -181,13 +181,12 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | {row['spearman']:.3f} | {row['top3_overlap']:.3f} |")
     neutral = report["neutral_text"]
     three = neutral["three_star_reviews"]
-    lines += ["", "Text that takes no side is not scored as neutral: the head learnt two "
-              "classes only. On "
-              f"{three['count']} 3★ clothing reviews (dropped from its training by the label "
-              f"rule) its mean P(positive) is {three['mean_p']:.2f} "
+    lines += ["", "Text that takes no side, with the head trained on graded labels (3★ = "
+              f"0.5): on {three['count']} 3★ clothing reviews outside its training sample "
+              f"its mean P(positive) is {three['mean_p']:.2f} "
               f"(≈ {1 + 4 * three['mean_p']:.1f}★), {three['share_above_4_stars']:.0%} "
               f"score above 4★ and {three['share_below_2_stars']:.0%} below 2★; short neutral "
-              "phrases lean negative: " + ", ".join(
+              "phrases: " + ", ".join(
                   f'"{text}" {p:.2f}' for text, p in neutral["phrases"].items()) + "."]
     if "ranking" in report:
         lines += ["", "Leave-one-out NDCG@10 of the default model trained on each variant "

@@ -11,11 +11,11 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 PARTS = (
-    ("sentiment", ".venv/bin/python benchmarks/text_sentiment.py --max-length 128 64 "
-                  "--hidden-units 0 64"),
+    ("sentiment", ".venv/bin/python benchmarks/text_sentiment.py --max-length 64 "
+                  "--labels graded binary"),
     ("feedback", ".venv/bin/python -m benchmarks.text_feedback --ranking"),
     ("interests", ".venv/bin/python benchmarks/text_interests.py"),
-    ("intent", ".venv/bin/python benchmarks/text_intent.py"),
+    ("intent", ".venv/bin/python benchmarks/text_intent.py --fractions 0.2 --seeds 0 1 2"),
 )
 HEADER = """# Text signals: people's own words in profiles
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tf_profiles.cli import main
+from tf_profiles.cli import main, row_notes
 
 from tests.conftest import read_json
 
@@ -29,6 +29,13 @@ def test_bad_input_is_one_clear_line_not_a_traceback(tmp_path, tiny_data, capsys
     assert code == 2
     assert "bad.csv, line 2, column 'timestamp'" in error and "Traceback" not in error
     assert not (tmp_path / "model").exists()  # nothing half-written
+
+
+def test_row_notes_keep_truncated_texts_apart_from_skipped_rows():
+    assert row_notes({}) == []
+    assert row_notes({"bad rating": 2, "text truncated": 1}) == [
+        'skipped rows: {"bad rating": 2}', 'kept rows, changed: {"text truncated": 1}']
+    assert row_notes({"text truncated": 3}) == ['kept rows, changed: {"text truncated": 3}']
 
 
 def test_train_takes_every_protocol_of_the_splits():

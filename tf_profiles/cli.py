@@ -35,10 +35,21 @@ def _train(args):
               TrainConfig(**{k: v for k, v in overrides.items() if v is not None}))
     dataset = load_dataset(args.interactions, args.items, args.users,
                            skip_bad_rows=args.skip_bad_rows)
-    if dataset.skipped:
-        print(f"skipped rows: {json.dumps(dataset.skipped)}")
+    for line in row_notes(dataset.skipped):
+        print(line)
     metrics = train(dataset, config, args.output, cache_dir=args.cache_dir, strategy=strategy)
     print(f"trained in {metrics['train_seconds']} s; model folder: {args.output}")
+
+
+def row_notes(skipped: dict) -> list:
+    """What loading did to rows, as printed: the dropped rows, and apart from
+    them the kept rows that were changed (texts cut to the length limit)."""
+    from tf_profiles.data.loaders import KEPT_ROW_REASONS
+
+    dropped = {k: v for k, v in skipped.items() if k not in KEPT_ROW_REASONS}
+    kept = {k: v for k, v in skipped.items() if k in KEPT_ROW_REASONS}
+    return ([f"skipped rows: {json.dumps(dropped)}"] if dropped else []) + (
+        [f"kept rows, changed: {json.dumps(kept)}"] if kept else [])
 
 
 def _selected_epochs(model_dir) -> int:

@@ -14,6 +14,12 @@ import pandas as pd
 from tf_profiles.data import schema
 
 
+# Counted in ``Dataset.skipped`` with the dropped rows, but the row is kept
+# (its text cut to ``schema.MAX_EVENT_TEXT_CHARS``).
+TEXT_TRUNCATED = "text truncated"
+KEPT_ROW_REASONS = (TEXT_TRUNCATED,)
+
+
 class DataError(ValueError):
     """An input file is missing, empty or holds a bad value.
 
@@ -215,7 +221,7 @@ def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
     Timestamps are Unix seconds or ISO-8601 dates; ratings are numbers;
     ``text`` is what the user wrote with the event (a review, a comment, the
     query that led to it): "" for none, cut at ``schema.MAX_EVENT_TEXT_CHARS``
-    characters (counted in ``skipped`` as "text truncated", the row is kept).
+    characters (counted in ``skipped`` as :data:`TEXT_TRUNCATED`, the row is kept).
 
     Args:
       items: the loaded items; every interaction's item must be among them.
@@ -250,7 +256,7 @@ def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
         frame = _bad_rows(frame, not_utf8, path, schema.EVENT_TEXT, "not UTF-8 text",
                           skip_bad_rows, "text not UTF-8", skipped)
         if truncated.any():
-            skipped["text truncated"] = skipped.get("text truncated", 0) + int(
+            skipped[TEXT_TRUNCATED] = skipped.get(TEXT_TRUNCATED, 0) + int(
                 truncated[frame.index].sum())
     else:
         frame[schema.EVENT_TEXT] = ""
