@@ -207,8 +207,13 @@ def _profile_show(args):
     png = Path(args.png or f"profile_{args.user_id}.png")
     with ProfileStore(args.store) as store:
         print("\n".join(profile_lines(store, args.user_id)))
-        write_interest_chart(store, args.user_id, png, args.half_life_days)
-    print(f"chart: {png}")
+        # With a model, the chart reads the terms the stored interests read
+        # (mined from item text when the catalogue has no tags).
+        items = _builder(args, store).interest_items() if args.model else None
+        terms = write_interest_chart(store, args.user_id, png, args.half_life_days, items)
+    print(f"chart: {png}" + ("" if terms else " (empty: no interest terms; for a catalogue "
+                                               "without tags pass --model to chart the "
+                                               "phrases mined from item text)"))
 
 
 def _explain(args):
@@ -428,6 +433,9 @@ def _add_profile(commands):
     show.add_argument("--store", required=True)
     show.add_argument("--png", help="chart path (default profile_<ID>.png)")
     show.add_argument("--half-life-days", type=float, default=90.0)
+    show.add_argument("--model", help="model folder: chart the interest terms its profiles "
+                                      "use (mined from item text when items have no tags)")
+    show.add_argument("--cache-dir", help="text-embedding cache for mining item text")
     show.set_defaults(run=_profile_show)
 
 

@@ -103,3 +103,25 @@ def test_explain_and_show_cite_what_the_user_wrote(trained_model, store_path):
     assert "…" in why.summary()  # long texts are cut when cited
     assert "recent words (newest first):" in lines
     assert any('"A slow burn' in line for line in lines)
+
+
+def test_profile_show_charts_mined_terms_of_an_untagged_catalogue(trained_model, tmp_path,
+                                                                   capsys):
+    data = trained_model.parent / "data"
+    path = tmp_path / "untagged.db"
+    items = load_items(data / "items.csv")
+    with ProfileStore(path) as store:
+        store.upsert_items(items.assign(tags=""))
+        ingest_file(store, data / "interactions.csv")
+    png = str(tmp_path / "u1.png")
+    assert main(["profile", "show", "u1", "--store", str(path), "--png", png]) == 0
+    assert "empty: no interest terms" in capsys.readouterr().out
+    assert main(["profile", "show", "u1", "--store", str(path), "--png", png,
+                 "--model", str(trained_model), "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert f"chart: {png}\n" in out and "empty" not in out
+    with ProfileStore(path) as store:
+        mined = ProfileBuilder.from_model_dir(trained_model, store).interest_items()
+        timeline = interest_timeline(store.events(["u1"]), mined)
+    assert len(timeline) and set(timeline["tag"]) <= {
+        term for terms in mined["tags"] for term in terms.split("|")}

@@ -52,7 +52,19 @@ def profile_lines(store: ProfileStore, user_id: str, shown_texts: int = 3) -> Li
 
 
 def write_interest_chart(store: ProfileStore, user_id: str, png: Path,
-                         half_life_days: float = 90.0):
-    """Writes ``png``: the user's interest weights over time, from the stored events."""
-    timeline = interest_timeline(store.events([user_id]), store.items(), half_life_days)
+                         half_life_days: float = 90.0, items=None) -> int:
+    """Writes ``png``: the user's interest weights over time, from the stored events.
+
+    Args:
+      items: the catalogue with the ``tags`` interests are scored over; the
+        default is the store's items, whose tags are empty in an untagged
+        catalogue: pass ``ProfileBuilder.interest_items()`` (phrases mined
+        from item text there), what the stored profiles' interests read.
+
+    Returns:
+      How many interest terms the chart shows (0: an empty chart).
+    """
+    timeline = interest_timeline(store.events([user_id]),
+                                 store.items() if items is None else items, half_life_days)
     plot_interest_timeline(timeline, png, f"interests of user {user_id} over time")
+    return int(timeline["tag"].nunique())
