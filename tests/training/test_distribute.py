@@ -73,7 +73,9 @@ def test_cli_multi_worker_without_tf_config_is_one_clear_line(tiny_data, tmp_pat
 def test_mirrored_strategy_on_one_cpu_trains_like_the_default(tiny_bert, tiny_data, cache_dir,
                                                              tmp_path):
     dataset = load_dataset(tiny_data["interactions"], tiny_data["items"], tiny_data["users"])
-    config = TrainConfig(**{**TINY, "epochs": 2}, encoder=str(tiny_bert))
+    # With pseudo-queries: their embeddings, looked up in the step, are made
+    # outside the strategy's scope and must serve its replicas too.
+    config = TrainConfig(**{**TINY, "epochs": 2, "query_fraction": 0.5}, encoder=str(tiny_bert))
     mirrored = make_strategy("mirrored")
     assert isinstance(mirrored, tf.distribute.MirroredStrategy)
     assert mirrored.extended.worker_devices == ("/job:localhost/replica:0/task:0/device:CPU:0",)
