@@ -15,10 +15,12 @@ Why graded labels rather than positive / negative with 3★ dropped: review
 text that comes with an interaction is turned into a rating by
 :func:`tf_profiles.text.sentiment.feedback_rating` (p = 0 → 1★, p = 1 → 5★),
 whose inverse is exactly this label. A head that never saw a lukewarm review
-has no reason to put one near p = 0.5, and a binary one did not: "It was
-okay." scored 0.09, a 1.4★ pan. Trained on the graded labels (a logistic
-regression with a soft-target cross-entropy), the head estimates the rating
-a writer would give, on the scale the rating feature reads.
+has no reason to put one near p = 0.5, and a binary one did not (3★
+clothing reviews read as 3.9★ on average). Trained on the graded labels (a
+logistic regression with a soft-target cross-entropy), the head orders texts
+by their stars better at the same polarity accuracy (3★ reviews: 3.55★;
+docs/benchmarks/text_signals.md). Short neutral phrases ("It was okay.")
+still read low: the movie reviews have no middle grade.
 
 Licences, as found in the installed packages (no separate data licence is
 shipped by either):
@@ -36,8 +38,8 @@ shipped by either):
   been anonymized", but states no licence or source for it.
 
 Both loaders return a DataFrame with ``text`` (str, non-empty, stripped,
-unique), ``label`` (float64 in [0, 1]) and ``source``; rows with a missing or blank
-text are dropped, and so are repeated texts (the first is kept), so a text
+unique), ``label`` (float64 in [0, 1]) and ``source``; rows with a missing or
+blank text are dropped, and so are repeated texts (the first is kept), so a text
 cannot land on both sides of a train/test split.
 """
 import importlib.util

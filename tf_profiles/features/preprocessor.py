@@ -151,7 +151,7 @@ class Preprocessor(tf.keras.layers.Layer):
 
         For training with pseudo-queries (:mod:`tf_profiles.features.queries`):
         embedded once beforehand (``embed_texts``, cached) instead of once per
-        batch, which on a CPU doubled the time of an epoch. The result is the
+        batch, which made a CPU training step 1.66× as long. The result is the
         same computation, because a frozen encoder runs request text in
         inference mode (see :meth:`_text`) and ``embed_texts`` calls that
         same encoder; a trainable encoder would move away from the vectors

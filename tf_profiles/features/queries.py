@@ -20,9 +20,10 @@ learned from the same user's examples, carries what they said.
 Why these templates: short and domain-neutral (no "movie"), lower-case tag
 words as users type them, and few of them, so that a training set holds a
 few thousand distinct strings, which the trainer embeds once before fit
-(:meth:`Preprocessor.known_texts`) with a frozen encoder. Paraphrases that avoid the tag word ("something scary") are *not*
-generated: whether those steer is what the encoder's semantics must carry,
-and ``benchmarks/text_intent.py`` measures it.
+(:meth:`Preprocessor.known_texts`) with a frozen encoder. Paraphrases that
+avoid the tag word ("something scary") are *not* generated: whether those
+steer is what the encoder's semantics must carry, and
+``benchmarks/text_intent.py`` measures it.
 """
 import math
 import re
