@@ -31,8 +31,9 @@ setup(
         "scipy>=1.11",  # paired significance tests (Wilcoxon) in evaluation
     ],
     extras_require={
-        # vaderSentiment: the lexicon baseline the sentiment head is compared with.
-        "test": ["pytest>=8", "hypothesis>=6", "vaderSentiment>=3.3"],
+        # vaderSentiment: the lexicon baseline the sentiment head is compared with;
+        # pytest-xdist: scripts/test.sh runs the suite on two workers.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6", "vaderSentiment>=3.3"],
     },
     entry_points={"console_scripts": ["tf-profiles=tf_profiles.cli:main"]},
 )
