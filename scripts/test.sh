@@ -8,7 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# Also for processes that do not load tests/conftest.py (which sets it too),
-# so TensorFlow's start-up notes do not follow pytest's summary line.
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 exec .venv/bin/python -m pytest tests -n 2 --dist loadfile "$@"
