@@ -2,11 +2,18 @@
 
 Every method is scored on the same split, full ranking, already-seen items
 masked. Same-second events are ordered by a seeded random permutation (split
-seed 0; the cold-item samples use split seeds 0..4). Everything is chosen on
-validation: the model's and the ID-only sequential model's hyper-parameters
-by ``benchmarks/tune.py`` (docs/benchmarks/tune_*.md), their epochs by early
+seed 0; the cold-user and cold-item samples use split seeds 0..2 and 0..4;
+the temporal protocol has three rolling cut-offs). Everything is chosen on
+validation: the model's and SASRec+'s hyper-parameters by
+``benchmarks/tune.py`` (docs/benchmarks/tune_*.md), their epochs by early
 stopping, each baseline's parameters by its own grid
 (``tf_profiles.evaluation.tuning``); test is scored once.
+
+Equal data: for the test score every method fits on the same events, the
+training and validation events. Counting and text baselines are refit on
+them; the model and its variants are refit on them for the epochs their
+validation run selected (``TrainConfig(refit=True)``), and so are the two
+TFRS tutorial baselines (``tuning.tuned_scores``).
 
     .venv/bin/python benchmarks/quality_ml100k.py [--parts loo temporal cold-items cold-users]
 
@@ -47,7 +54,7 @@ COLD_ITEM_SAMPLES = (0, 1, 2, 3, 4)
 HEADLINE = {"loo": "NDCG@10", "temporal": "NDCG@10", "cold-users": "NDCG@10",
             "cold-items": "Recall@10"}
 MODEL = "tf_profiles (this model)"
-ID_ONLY = "ID-only sequential (SASRec-style)"
+SASREC = "SASRec+ (item IDs, causal, full softmax)"
 # Ablations: the same model and training with inputs switched off.
 ABLATIONS = {
     "no text (item and user)": {"use_item_text": False, "use_user_text": False},
@@ -58,16 +65,33 @@ ABLATIONS = {
 NO_TEXT = "no text (item and user)"
 TEXT_ONLY = "no IDs (text + history)"
 # Methods trained with several seeds; the other ablations run one (time).
-SEEDED = (MODEL, NO_TEXT, ID_ONLY)
-TARGETS = {"loo": 1.2, "cold-items": 1.3}
+SEEDED = (MODEL, NO_TEXT, SASREC)
+TARGETS = {"loo": 1.3, "cold-items": 1.3}
+COLD_USER_SAMPLES = (0, 1, 2)
+# Rolling temporal cut-offs: test periods of 5 % of events, each with the 5 %
+# before it as validation, ending 0, 1 and 2 periods before the latest event.
+TEMPORAL_PERIOD = 0.05
+TEMPORAL_CUTOFFS = (0, 1, 2)
+
+
+def _search(variant: str) -> dict:
+    return json.loads((ROOT / "docs" / "benchmarks" / f"tune_{variant}.json").read_text())
 
 
 def tuned(variant: str) -> dict:
-    """The config overrides ``benchmarks/tune.py --variant`` chose on validation
-    (the model's are also TrainConfig's defaults; the ID-only sequential
-    model has its own search with the same space and budget)."""
-    record = json.loads((ROOT / "docs" / "benchmarks" / f"tune_{variant}.json").read_text())
+    """The config ``benchmarks/tune.py --variant`` chose on validation (the
+    model's are also TrainConfig's defaults; SASRec+ has its own search with
+    the same space and budget)."""
+    record = _search(variant)
     return {**record["fixed"], **record["best"]}
+
+
+def search_epochs(variant: str) -> int:
+    """The epochs early stopping selected for ``variant``'s chosen config on
+    leave-one-out validation: what splits without validation events train for."""
+    record = _search(variant)
+    chosen = [t for t in record["trials"] if t["values"] == record["best"]]
+    return chosen[0]["selected_epochs"]
 
 
 class Runs:
@@ -77,23 +101,37 @@ class Runs:
         self.dataset, self.work, self.report_only = dataset, work, report_only
 
     def run(self, protocol: str, name: str, overrides: dict, seed: int = 0,
-            split_seed: int = 0, whole_catalogue: bool = False) -> Optional[dict]:
-        """The kept result, else (unless ``report_only``: then None) a new one."""
-        key = f"{protocol}/{name}/seed-{seed}-split-{split_seed}"
+            split_seed: int = 0, whole_catalogue: bool = False,
+            periods_back: int = 0) -> Optional[dict]:
+        """The kept result, else (unless ``report_only``: then None) a new one.
+
+        With validation events, a first fit selects the epochs (early
+        stopping) and a refit on training + validation events for those
+        epochs is scored; without, one fit for ``overrides["epochs"]``.
+        """
+        key = f"{protocol}/{name}/seed-{seed}-split-{split_seed}-back-{periods_back}"
         result_file = self.work / "results" / f"{key}.json"
         if result_file.exists():
             return json.loads(result_file.read_text())
         if self.report_only:
             return None
-        config = TrainConfig(protocol=protocol, seed=seed, split_seed=split_seed, **overrides)
+        config = TrainConfig(protocol=protocol, seed=seed, split_seed=split_seed,
+                             period=TEMPORAL_PERIOD if protocol == "temporal" else 0.1,
+                             periods_back=periods_back, **overrides)
         folder = self.work / "models" / key
         shutil.rmtree(folder, ignore_errors=True)
         started = time.perf_counter()
-        metrics = train(self.dataset, config, folder)
-        model_dir = ModelDir(folder)
+        metrics = train(self.dataset, config, folder / "select")
+        fit_seconds, selected = metrics["train_seconds"], metrics["selected_epochs"]
+        scored = folder / "select"
+        if len(ModelDir(scored).split().valid):
+            refit = dataclasses.replace(config, refit=True, epochs=selected)
+            fit_seconds += train(self.dataset, refit, folder / "refit")["train_seconds"]
+            scored = folder / "refit"
+        model_dir = ModelDir(scored)
         model, split = model_dir.load_model(), model_dir.split()
-        result = {"config": config.to_dict(), "fit_seconds": metrics["train_seconds"],
-                  "selected_epochs": metrics["selected_epochs"],
+        result = {"config": config.to_dict(), "fit_seconds": round(fit_seconds, 1),
+                  "selected_epochs": selected, "refit": scored.name == "refit",
                   "wall_seconds": round(time.perf_counter() - started, 1),
                   "test": _score(model, split, config.max_history)}
         if whole_catalogue:
@@ -127,12 +165,13 @@ def _summary(results) -> dict:
 
 
 def baseline_results(runs: "Runs", split, max_history, context,
-                     candidates="held-out") -> dict:
+                     candidates="held-out", periods_back: int = 0) -> dict:
     """Every baseline of the split's protocol tuned on its validation rows
     (``tuning.validation_rows``) and scored once on its test (kept as JSON
     beside the trained runs' results)."""
+    back = f"-back-{periods_back}" if split.protocol == "temporal" else ""
     result_file = (runs.work / "results" / split.protocol
-                   / f"baselines-{candidates}-split-{split.seed}.json")
+                   / f"baselines-{candidates}-split-{split.seed}{back}.json")
     if result_file.exists():
         return json.loads(result_file.read_text())
     valid_rows = tuning.validation_rows(split, max_history, candidates=candidates)
@@ -141,7 +180,7 @@ def baseline_results(runs: "Runs", split, max_history, context,
     for name in tuning.baselines_for(split.protocol):
         started = time.perf_counter()
         tuned = tuning.tune(name, valid_rows, **context)
-        scores = exclude(tuning.tuned_scores(name, tuned.params, test_rows, fitted=tuned.fitted,
+        scores = exclude(tuning.tuned_scores(name, tuned.params, test_rows,
                                              **context), test_rows.seen)
         title = tuning.REGISTRY[name].title
         results[title] = {
@@ -163,86 +202,126 @@ def _per_user(result, metric):
     return np.asarray(result["per_user"][metric])
 
 
-def compare(protocol, methods: dict, baselines: dict) -> dict:
-    """The table of one protocol: summaries, the model's ratio to the best
-    baseline and paired tests (per-user headline metric, Wilcoxon)."""
+def compare(protocol, slices) -> dict:
+    """The table of one protocol over its slices (seeds of one split, or
+    cut-offs / user samples): summaries, the model's ratio to the best
+    baseline and paired tests (per-user headline metric, Wilcoxon, pooled
+    over every slice's test users).
+
+    Args:
+      slices: [(methods {name: [runs]}, baselines {title: result})], one per
+        cut-off or sample; a method's runs within a slice are seeds.
+    """
     headline = HEADLINE[protocol]
-    users = baselines[next(iter(baselines))]["test"]["users"]
-    # Runs a --report-only pass found missing are left out of the table.
-    methods = {name: [run for run in runs if run is not None] for name, runs in methods.items()}
-    methods = {name: runs for name, runs in methods.items() if runs}
-    for runs in methods.values():
-        if any(run["test"]["users"] != users for run in runs):
-            raise RuntimeError(f"{protocol}: methods were scored on different users")
-    rows = {name: _summary([run["test"] for run in runs]) for name, runs in methods.items()}
-    rows.update({name: _summary([result["test"]]) for name, result in baselines.items()})
-    best = max(baselines, key=lambda name: rows[name]["mean"][headline])
-    model = rows[MODEL]["per_user"][headline]
+    tables = []
+    for methods, baselines in slices:
+        users = baselines[next(iter(baselines))]["test"]["users"]
+        # Runs a --report-only pass found missing are left out of the table.
+        methods = {name: [run for run in runs if run is not None]
+                   for name, runs in methods.items()}
+        methods = {name: runs for name, runs in methods.items() if runs}
+        for runs in methods.values():
+            if any(run["test"]["users"] != users for run in runs):
+                raise RuntimeError(f"{protocol}: methods were scored on different users")
+        rows = {name: _summary([run["test"] for run in runs]) for name, runs in methods.items()}
+        rows.update({name: _summary([result["test"]]) for name, result in baselines.items()})
+        tables.append({"users": users, "rows": rows, "methods": methods,
+                       "baselines": baselines})
+    names = [n for n in tables[0]["rows"] if all(n in t["rows"] for t in tables)]
+    baseline_names = [n for n in names if n in tables[0]["baselines"]]
+    rows = {}
+    for name in names:
+        per_slice = [t["rows"][name] for t in tables]
+        metrics = per_slice[0]["mean"].keys()
+        if len(tables) == 1:  # seeds of one split: their mean ± std
+            mean, std = per_slice[0]["mean"], per_slice[0]["std"]
+        else:  # over cut-offs or samples (each slice's mean over its runs)
+            mean = {m: statistics.fmean(r["mean"][m] for r in per_slice) for m in metrics}
+            std = {m: statistics.stdev(r["mean"][m] for r in per_slice) for m in metrics}
+        rows[name] = {
+            "runs": sum(r["runs"] for r in per_slice), "mean": mean, "std": std,
+            "per_slice": [r["mean"][headline] for r in per_slice],
+            "per_user": np.concatenate([r["per_user"][headline] for r in per_slice])}
+    best = max(baseline_names, key=lambda name: rows[name]["mean"][headline])
+    model = rows[MODEL]["per_user"]
     tests = {}
-    for other in (best, ID_ONLY, NO_TEXT):
+    for other in (best, SASREC, NO_TEXT):
         if other in rows:
-            statistic, p = wilcoxon_signed_rank(model, rows[other]["per_user"][headline])
-            tests[other] = {"W": statistic, "p": p,
-                            "mean_difference": float(np.mean(model - rows[other]["per_user"][headline]))}
+            difference = model - rows[other]["per_user"]
+            statistic, p = wilcoxon_signed_rank(model, rows[other]["per_user"])
+            tests[other] = {"W": statistic, "p": p, "mean_difference": float(np.mean(difference)),
+                            "standard_error": float(np.std(difference, ddof=1)
+                                                    / np.sqrt(len(difference)))}
     return {
-        "headline": headline, "test_users": len(users), "best_baseline": best,
+        "headline": headline, "test_users": sum(len(t["users"]) for t in tables),
+        "slices": len(tables), "best_baseline": best,
         "ratio": rows[MODEL]["mean"][headline] / rows[best]["mean"][headline],
         "paired_tests": tests,
         "methods": {name: {k: v for k, v in row.items() if k != "per_user"}
                     for name, row in rows.items()},
-        "fit_seconds": {name: [run["fit_seconds"] for run in runs]
-                        for name, runs in methods.items()},
-        "selected_epochs": {name: [run["selected_epochs"] for run in runs]
-                            for name, runs in methods.items()},
-        "baselines": {name: {"params": result["params"], "trials": result["trials"],
-                             "seconds": result["seconds"]}
-                      for name, result in baselines.items()},
+        "fit_seconds": {name: [run["fit_seconds"] for t in tables for run in t["methods"][name]]
+                        for name in tables[0]["methods"]},
+        "selected_epochs": {name: [run["selected_epochs"] for t in tables
+                                   for run in t["methods"][name]]
+                            for name in tables[0]["methods"]},
+        "refit": {name: all(run.get("refit", False) for t in tables
+                            for run in t["methods"][name])
+                  for name in tables[0]["methods"]},
+        "baselines": {name: {"params": [t["baselines"][name]["params"] for t in tables],
+                             "trials": len(tables[0]["baselines"][name]["trials"]),
+                             "seconds": [t["baselines"][name]["seconds"] for t in tables]}
+                      for name in baseline_names},
     }
 
 
-def _split(dataset, protocol, seed=0):
+def _split(dataset, protocol, seed=0, periods_back=0):
     return make_split(protocol, dataset.interactions, seed=seed,
-                      item_ids=list(dataset.items.index))
+                      item_ids=list(dataset.items.index),
+                      period=TEMPORAL_PERIOD if protocol == "temporal" else 0.1,
+                      periods_back=periods_back)
 
 
 def part_loo(runs: Runs, dataset, context) -> dict:
-    methods = {ID_ONLY: [runs.run("loo", ID_ONLY, tuned("id-only"), seed) for seed in SEEDS],
+    methods = {SASREC: [runs.run("loo", SASREC, tuned("sasrec"), seed) for seed in SEEDS],
                MODEL: [runs.run("loo", MODEL, tuned("model"), seed) for seed in SEEDS]}
     for name, switches in ABLATIONS.items():
         seeds = SEEDS if name in SEEDED else SEEDS[:1]
         methods[name] = [runs.run("loo", name, {**tuned("model"), **switches}, seed)
                          for seed in seeds]
-    return compare("loo", methods, baseline_results(runs, _split(dataset, "loo"),
-                                                    TrainConfig().max_history, context))
+    return compare("loo", [(methods, baseline_results(
+        runs, _split(dataset, "loo"), TrainConfig().max_history, context))])
 
 
 def part_temporal(runs: Runs, dataset, context) -> dict:
-    methods = {MODEL: [runs.run("temporal", MODEL, tuned("model"))],
-               ID_ONLY: [runs.run("temporal", ID_ONLY, tuned("id-only"))]}
-    return compare("temporal", methods, baseline_results(
-        runs, _split(dataset, "temporal"), TrainConfig().max_history, context))
+    slices = []
+    for back in TEMPORAL_CUTOFFS:
+        methods = {MODEL: [runs.run("temporal", MODEL, tuned("model"), periods_back=back)],
+                   SASREC: [runs.run("temporal", SASREC, tuned("sasrec"), periods_back=back)]}
+        slices.append((methods, baseline_results(
+            runs, _split(dataset, "temporal", periods_back=back), TrainConfig().max_history,
+            context, periods_back=back)))
+    return compare("temporal", slices)
 
 
 def part_cold_users(runs: Runs, dataset, context) -> dict:
-    # The split has no validation events: the model trains for the epochs
-    # it selected on leave-one-out.
-    methods = {MODEL: [runs.run("cold-users", MODEL, {**tuned("model"),
-                                                      "epochs": _loo_epochs()})]}
-    return compare("cold-users", methods, baseline_results(
-        runs, _split(dataset, "cold-users"), TrainConfig().max_history, context))
-
-
-def _loo_epochs() -> int:
-    """Splits without validation events train for the epochs early stopping
-    selected for the default model on leave-one-out validation (its search,
-    same split)."""
-    record = json.loads((ROOT / "docs" / "benchmarks" / "tune_model.json").read_text())
-    chosen = [t for t in record["trials"] if t["values"] == record["best"]]
-    return chosen[0]["selected_epochs"]
+    # The split has no validation events: each trained method trains for the
+    # epochs it selected on leave-one-out validation.
+    slices = []
+    for sample in COLD_USER_SAMPLES:
+        methods = {
+            MODEL: [runs.run("cold-users", MODEL, {**tuned("model"),
+                                                   "epochs": search_epochs("model")},
+                             split_seed=sample)],
+            SASREC: [runs.run("cold-users", SASREC, {**tuned("sasrec"),
+                                                     "epochs": search_epochs("sasrec")},
+                              split_seed=sample)]}
+        slices.append((methods, baseline_results(
+            runs, _split(dataset, "cold-users", sample), TrainConfig().max_history, context)))
+    return compare("cold-users", slices)
 
 
 def part_cold_items(runs: Runs, dataset, context) -> dict:
-    epochs = _loo_epochs()
+    epochs = search_epochs("model")
     samples = []
     for sample in COLD_ITEM_SAMPLES:
         methods = {name: [runs.run("cold-items", name,
@@ -252,13 +331,13 @@ def part_cold_items(runs: Runs, dataset, context) -> dict:
         if any(run[0] is None for run in methods.values()):
             continue  # --report-only: this sample was not trained
         split = _split(dataset, "cold-items", sample)
-        held_out = compare("cold-items", methods, baseline_results(
-            runs, split, TrainConfig().max_history, context))
+        held_out = compare("cold-items", [(methods, baseline_results(
+            runs, split, TrainConfig().max_history, context))])
         everything = dataclasses.replace(split, candidates=sorted(dataset.items.index))
-        whole = compare("cold-items", {
+        whole = compare("cold-items", [({
             name: [{**run[0], "test": run[0]["test_whole_catalogue"]}]
             for name, run in methods.items()}, baseline_results(
-                runs, everything, TrainConfig().max_history, context, candidates="catalogue"))
+                runs, everything, TrainConfig().max_history, context, candidates="catalogue"))])
         samples.append({"held_out_candidates": held_out, "whole_catalogue": whole})
     if not samples:
         return {"samples": []}
@@ -314,15 +393,22 @@ def main():
 COLUMNS = ("NDCG@10", "Recall@10", "HR@10", "Recall@50", "MRR")
 DESCRIPTION = {
     "loo": "leave-one-out: each user's last event is the test, the one before it "
-           "validation; candidates: the whole catalogue",
-    "temporal": "global temporal: the last 10 % of events (by time) are the test period, "
-                "the 10 % before it validation; users with earlier events are tested on "
-                "their new items",
-    "cold-users": "10 % of users keep only their first 3 events; their 4th is the test "
-                  "(no validation events: baselines are tuned on each training user's last "
-                  "training event, the model trains for the epochs it selected on "
-                  "leave-one-out)",
+           "validation; candidates: the whole catalogue; split seed 0; mean ± std over "
+           "model seeds where runs > 1",
+    "temporal": "global temporal, three rolling cut-offs: test periods of the last 5 % of "
+                "events, then the 5 % before, then the 5 % before that (later events "
+                "dropped), each with the 5 % of events just before it as validation; users "
+                "with earlier events are tested on their new items; mean ± std over the "
+                "cut-offs",
+    "cold-users": "10 % of users keep only their first 3 events; their 4th is the test; "
+                  "three user samples (split seeds 0, 1, 2); no validation events: baselines "
+                  "are tuned on each training user's last training event, trained methods "
+                  "train for the epochs they selected on leave-one-out; mean ± std over "
+                  "the samples",
 }
+FIT_ON = ("Every method fits the same events for its test score: training + validation "
+          "(counting and text baselines refit; the model, its ablations, SASRec+ and the "
+          "TFRS tutorial baselines refit for the epochs their validation run selected).")
 
 
 def _cell(row, metric):
@@ -333,8 +419,8 @@ def _cell(row, metric):
 
 def _protocol_section(protocol, table) -> list:
     lines = [f"## {protocol}", "", f"Protocol: {DESCRIPTION[protocol]}; same-second events "
-             f"in a seeded random order (split seed 0); {table['test_users']} test users; "
-             "full ranking, seen items masked; mean ± std over seeds where runs > 1.", "",
+             f"in a seeded random order; {table['test_users']} test users in all; full "
+             f"ranking, seen items masked. {FIT_ON}", "",
              "| method | runs | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 2) + "|"]
     for name, row in sorted(table["methods"].items(),
                             key=lambda item: -item[1]["mean"][table["headline"]]):
@@ -345,15 +431,27 @@ def _protocol_section(protocol, table) -> list:
         f" Target ≥ {target}×: **{'met' if table['ratio'] >= target else 'NOT met'}**.")
     lines += ["", f"{headline}: the model / the best tuned baseline ({table['best_baseline']}) "
               f"= **{table['ratio']:.3f}×**.{verdict}"]
+    if table["slices"] > 1:
+        for name in (MODEL, SASREC, table["best_baseline"]):
+            per_slice = table["methods"][name]["per_slice"]
+            lines.append(f"- {name}, {headline} per cut-off/sample: "
+                         + ", ".join(f"{v:.4f}" for v in per_slice))
+    pooled = " (pooled over every cut-off/sample)" if table["slices"] > 1 else ""
     for other, test in table["paired_tests"].items():
+        within = abs(test["mean_difference"]) <= 2 * test["standard_error"]
         lines.append(f"- model vs {other}: mean per-user {headline} difference "
-                     f"{test['mean_difference']:+.4f}, Wilcoxon signed-rank p = {test['p']:.2g}")
+                     f"{test['mean_difference']:+.4f} (standard error "
+                     f"{test['standard_error']:.4f}{': a tie' if within else ''}), "
+                     f"Wilcoxon signed-rank p = {test['p']:.2g}{pooled}")
     for name, seconds in table["fit_seconds"].items():
-        lines.append(f"- {name}: fit {', '.join(f'{s:.0f}' for s in seconds)} s, "
-                     f"epochs selected {table['selected_epochs'][name]}")
-    lines += ["", "Baselines (each tuned on validation; grid size and choice):", ""]
+        lines.append(f"- {name}: fit {', '.join(f'{s:.0f}' for s in seconds)} s (selection"
+                     f"{' + refit' if table['refit'].get(name) else ''}), epochs selected "
+                     f"{table['selected_epochs'][name]}")
+    lines += ["", "Baselines (each tuned on validation; grid size and choice per "
+              "cut-off/sample):", ""]
     for name, baseline in table["baselines"].items():
-        lines.append(f"- {name}: {len(baseline['trials'])} trials → {baseline['params']}")
+        lines.append(f"- {name}: {baseline['trials']} trials → "
+                     + "; ".join(str(p) for p in baseline["params"]))
     return lines + [""]
 
 
@@ -384,9 +482,9 @@ def markdown(report) -> str:
     lines = [f"# Quality on MovieLens-100K ({time.strftime('%Y-%m-%d')})", "",
              f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
              "no GPU. Command: `.venv/bin/python benchmarks/quality_ml100k.py`. Everything "
-             "is chosen on validation (model: docs/benchmarks/tune_model.md; ID-only "
-             "sequential model: tune_id-only.md, same search and budget; epochs by early "
-             "stopping; baselines: their grids below); test is scored once. Fit times "
+             "is chosen on validation (model: docs/benchmarks/tune_model.md; SASRec+: "
+             "tune_sasrec.md, same search and budget; epochs by early stopping; baselines: "
+             "their grids below); test is scored once. Fit times "
              "include the per-epoch validation; some runs shared the 2 cores with other "
              "jobs, so the larger times are not the model's speed.", ""]
     for protocol in ("loo", "temporal", "cold-users"):

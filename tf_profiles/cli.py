@@ -30,7 +30,8 @@ def _train(args):
     # None leaves the --config file's (or the default) value.
     holdout = None if args.holdout is None else args.holdout == "protocol"
     overrides = dict(epochs=epochs, encoder=args.encoder, seed=args.seed,
-                     protocol=args.protocol, encoder_mode=args.encoder_mode, holdout=holdout)
+                     protocol=args.protocol, encoder_mode=args.encoder_mode, holdout=holdout,
+                     refit=args.refit or None)
     config = (TrainConfig.from_file(args.config, **overrides) if args.config else
               TrainConfig(**{k: v for k, v in overrides.items() if v is not None}))
     dataset = load_dataset(args.interactions, args.items, args.users,
@@ -256,6 +257,10 @@ def _add_train(commands):
     train.add_argument("--holdout", choices=["protocol", "none"],
                        help="protocol (default): hold out the protocol's valid and test "
                             "events; none: train on every event (the deployable model)")
+    train.add_argument("--refit", action="store_true",
+                       help="train on the training and validation events, the test held out "
+                            "(with --epochs-from: the model to compare with the baselines, "
+                            "which fit on the same events)")
     train.add_argument("--seed", type=int)
     train.add_argument("--config", help="JSON file of TrainConfig fields")
     train.add_argument("--skip-bad-rows", action="store_true",

@@ -147,6 +147,22 @@ def test_temporal_fractions_are_checked(test_fraction, valid_fraction, bad):
         temporal(_log(), test_fraction=test_fraction, valid_fraction=valid_fraction)
 
 
+def test_rolling_temporal_cut_offs_turn_the_clock_back_one_period_each():
+    events = _log()
+    splits = [make_split("temporal", events, period=0.1, periods_back=k) for k in range(3)]
+    # Each cut-off's test period is the previous one's validation period...
+    for later, earlier in zip(splits, splits[1:]):
+        assert earlier.test["timestamp"].min() == later.valid["timestamp"].min()
+        # ... and nothing after the cut-off is kept.
+        assert earlier.test["timestamp"].max() < later.test["timestamp"].min()
+    for split in splits:
+        assert split.train["timestamp"].max() < split.valid["timestamp"].min()
+        assert split.valid["timestamp"].max() < split.test["timestamp"].min()
+        assert len(split.test) == pytest.approx(0.1 * len(events), abs=12)
+    with pytest.raises(ValueError, match="periods_back"):
+        temporal(events, 0.3, 0.3, periods_back=2)
+
+
 def test_make_split_knows_every_protocol_and_names_a_bad_one():
     events = _log()
     for protocol in PROTOCOLS:

@@ -29,6 +29,8 @@ def _user_inputs(history_mask, ratings=None, batch=2, length=3, dim=8, seed=0):
     lambda: ItemTower(2, text_dim=4, embedding_dim=8, id_dropout=0.2, name="items"),
     lambda: UserTower(1, text_dim=4, embedding_dim=8, max_history=5, num_layers=1,
                       num_heads=2, dropout=0.1, name="users"),
+    lambda: UserTower(1, text_dim=4, embedding_dim=8, max_history=5, causal=True,
+                      id_dropout=0.2, name="causal_users"),
 ])
 def test_config_is_exactly_the_constructor_arguments(tower):
     check_config(tower())
@@ -138,3 +140,51 @@ def test_a_tower_without_inputs_is_refused():
         ItemTower(3, 4, 8, use_id=False, use_text=False)
     with pytest.raises(ValueError, match="use_history"):
         UserTower(3, 4, 8, use_id=False, use_text=False, use_history=False)
+
+
+def test_a_causal_state_is_the_profile_of_the_history_cut_there():
+    tower = UserTower(3, text_dim=4, embedding_dim=8, max_history=5, num_layers=2,
+                      dropout=0.0, causal=True)
+    inputs = _user_inputs([[False, True, True, True, True]] * 2, length=5,
+                          ratings=np.tile([0.0, 5, 1, 4, 2], (2, 1)))
+    states = tower.every_position(inputs).numpy()  # [B, H, D]
+    for end in range(2, 6):  # the history up to slot end - 1, right-aligned as served
+        cut = {**inputs}
+        for key in (spec.HISTORY_EMBEDDINGS, spec.HISTORY_MASK, spec.HISTORY_RATING):
+            values = inputs[key].numpy()[:, :end]
+            padding = np.zeros((2, 5 - end) + values.shape[2:], values.dtype)
+            cut[key] = tf.constant(np.concatenate([padding, values], axis=1))
+        np.testing.assert_allclose(tower(cut).numpy(), states[:, end - 1], atol=1e-5)
+
+
+def test_every_position_needs_a_causal_history_tower():
+    with pytest.raises(ValueError, match="causal tower"):
+        UserTower(1, text_dim=4, embedding_dim=8, max_history=3).every_position(
+            _user_inputs([[True] * 3] * 2))
+
+
+def test_user_id_dropout_trains_the_unknown_user_row():
+    tower = UserTower(2, text_dim=4, embedding_dim=8, max_history=3, use_history=False,
+                      use_text=False, id_dropout=0.5)
+    inputs = _user_inputs([[True] * 3] * 2)
+    known = {**inputs, spec.USER_INDEX: tf.constant([1, 2], tf.int64)}
+    optimizer = tf.keras.optimizers.SGD(0.1)
+    tower(known)  # builds the weights
+    before = tower.id_embedding.embeddings.numpy()[0].copy()
+    for _ in range(20):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tower(known, training=True) ** 2)
+        optimizer.apply_gradients(zip(tape.gradient(loss, tower.trainable_variables),
+                                      tower.trainable_variables))
+    # Only known users were trained, yet row 0 ("a user we do not know") moved.
+    assert not np.allclose(tower.id_embedding.embeddings.numpy()[0], before)
+    # Outside training no user is dropped: an unknown user reads row 0.
+    unknown = {**inputs, spec.USER_INDEX: tf.constant([0, 0], tf.int64)}
+    np.testing.assert_allclose(tower(unknown).numpy()[0], tower(unknown).numpy()[1])
+    assert not np.allclose(tower(known).numpy()[0], tower(unknown).numpy()[0])
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0])
+def test_user_id_dropout_outside_0_1_is_refused(rate):
+    with pytest.raises(ValueError, match="id_dropout"):
+        UserTower(1, text_dim=4, embedding_dim=8, id_dropout=rate)

@@ -123,3 +123,16 @@ def test_nothing_new_or_an_existing_folder_is_an_error(trained_model, events, tm
     (tmp_path / "exists").mkdir()
     with pytest.raises(ValueError, match="exists already"):
         finetune(trained_model, events, tmp_path / "exists", log=lambda _: None)
+
+
+def test_causal_examples_target_only_the_new_events_before_the_guard():
+    fresh = _frame([("a", "5", 10), ("b", "6", 11), ("a", "7", 12), ("b", "8", 13),
+                    ("c", "9", 14)])
+    data = finetune_data(_split(), fresh, max_history=6, seed=0, guard_fraction=0.4,
+                         recipe="causal")
+    # Each user's sequence in one window; only new, pre-guard events are targets.
+    targets = {u: [t for t in row if t] for u, row in zip(data.examples["user_id"],
+                                                          data.examples["next_items"])}
+    assert targets == {"a": ["5", "7"], "b": ["6"]}
+    a = list(data.examples["user_id"]).index("a")
+    assert [h for h in data.examples["history"][a] if h] == ["1", "2", "3", "4", "5"]

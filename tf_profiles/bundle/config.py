@@ -7,6 +7,10 @@ from typing import Optional
 from tf_profiles.models.two_tower import NEGATIVES
 
 ENCODER_MODES = ("frozen", "finetune")
+# "causal": one example per user sequence, a prediction of the next event at
+# every position (causal user tower, full softmax); "per-event": one example
+# per event, its history read bidirectionally.
+RECIPES = ("causal", "per-event")
 
 
 @dataclasses.dataclass
@@ -18,6 +22,13 @@ class TrainConfig:
       holdout: False trains on every event (the deployable model; nothing is
         held out, so there is no validation: set ``epochs`` to what a held-out
         run selected).
+      period, periods_back: temporal protocol only: the test and validation
+        periods' share of events (each), and how many periods before the
+        latest the test period ends (rolling cut-offs: 0, 1, 2).
+      refit: train on the training and validation events (the test stays
+        held out, nothing validates: set ``epochs`` to what a held-out run
+        selected). The model whose test score is compared with baselines,
+        which also fit on training + validation events.
       split_seed: the split's random choices (same-second event order, the
         held-out item or user sample); fixed across model seeds, so runs with
         different ``seed`` are compared on the same split.
@@ -28,7 +39,23 @@ class TrainConfig:
       epochs: the most epochs; with validation events, training stops after
         ``patience`` epochs without a better validation NDCG@10 and keeps the
         best epoch's weights (``selected_epochs`` in metrics.json).
-      negatives: "in-batch" or "catalogue" (see ``TwoTowerModel``).
+      recipe: "causal" (a user's whole sequence per example, the next event
+        predicted at every position against the whole catalogue: an epoch is
+        one pass per sequence) or "per-event" (one example per event, its
+        history read bidirectionally; the only recipe for ``query_fraction``).
+      batch_size: examples per step: sequences ("causal") or events ("per-event").
+      learning_rate_decay: the learning rate is multiplied by this every
+        epoch (smoothly, step by step); 1 keeps it constant. A refit for the
+        epochs validation selected follows the same schedule.
+      item_bias: score = [u, 1]·[v, b]: each item has a learned bias (a
+        popularity prior; its text part gives a new item one), joined to its
+        vector; served vectors are one wider.
+      mask_seen: "causal" only: leave the items a user already has out of
+        each position's training softmax (evaluation and serving exclude them).
+      user_id_dropout: in training, the share of examples whose user is read
+        as unknown, so that unknown users (ID row 0) get a trained vector.
+      negatives: "in-batch" or "catalogue" (see ``TwoTowerModel``; "causal"
+        needs "catalogue").
 
     The defaults of ``negatives``, ``temperature``, ``max_history``,
     ``learning_rate`` and ``embedding_dim`` are the best trial of the search
@@ -44,17 +71,25 @@ class TrainConfig:
     """
     protocol: str = "loo"
     holdout: bool = True
+    refit: bool = False
+    period: float = 0.1
+    periods_back: int = 0
     split_seed: int = 0
+    recipe: str = "per-event"
     epochs: int = 8
     patience: int = 2
     batch_size: int = 512
     learning_rate: float = 2e-3
+    learning_rate_decay: float = 1.0
     embedding_dim: int = 64
     max_history: int = 30
     num_layers: int = 2
     num_heads: int = 2
     dropout: float = 0.2
     id_dropout: float = 0.1
+    user_id_dropout: float = 0.0
+    mask_seen: bool = False
+    item_bias: bool = False
     temperature: float = 0.1
     logq_strength: float = 1.0
     negatives: str = "catalogue"
@@ -75,6 +110,25 @@ class TrainConfig:
         if self.encoder_mode not in ENCODER_MODES:
             raise ValueError(f"encoder_mode {self.encoder_mode!r}: choose one of "
                              f"{', '.join(ENCODER_MODES)}")
+        if self.refit and not self.holdout:
+            raise ValueError("refit trains on training + validation events of a held-out "
+                             "split; with holdout off every event trains already")
+        if not 0.0 < self.period < 0.5 or self.periods_back < 0:
+            raise ValueError(f"period must be in (0, 0.5) and periods_back ≥ 0, got "
+                             f"{self.period} and {self.periods_back}")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe {self.recipe!r}: choose one of {', '.join(RECIPES)}")
+        if self.recipe == "causal" and self.negatives != "catalogue":
+            raise ValueError("recipe 'causal' scores every position against the whole "
+                             "catalogue: negatives must be 'catalogue'")
+        if self.recipe == "causal" and self.query_fraction:
+            raise ValueError("query_fraction needs recipe 'per-event': a pseudo-query names "
+                             "one target event, a causal example has one per position")
+        if not 0.0 < self.learning_rate_decay <= 1.0:
+            raise ValueError(f"learning_rate_decay must be in (0, 1], got "
+                             f"{self.learning_rate_decay}")
+        if not 0.0 <= self.user_id_dropout < 1.0:
+            raise ValueError(f"user_id_dropout must be in [0, 1), got {self.user_id_dropout}")
         if self.negatives not in NEGATIVES:
             raise ValueError(f"negatives {self.negatives!r}: choose one of "
                              f"{', '.join(NEGATIVES)}")

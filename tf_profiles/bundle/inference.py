@@ -30,7 +30,7 @@ def item_embeddings(model, item_ids: Sequence[str], item_texts: Optional[Sequenc
     embed = tf.function(model.item_embedding, reduce_retracing=True)
     parts = [embed(batch).numpy() for batch in _batches(features, batch_size)]
     return (np.concatenate(parts) if parts
-            else np.zeros((0, model.item_tower.embedding_dim), np.float32))
+            else np.zeros((0, model.output_dim), np.float32))
 
 
 def user_embeddings(model, users: Dict[str, np.ndarray], batch_size: int = 1024) -> np.ndarray:
@@ -43,4 +43,4 @@ def user_embeddings(model, users: Dict[str, np.ndarray], batch_size: int = 1024)
     embed = tf.function(model.user_embedding, reduce_retracing=True)
     parts = [embed(batch).numpy() for batch in _batches(users, batch_size)]
     return (np.concatenate(parts) if parts
-            else np.zeros((0, model.user_tower.embedding_dim), np.float32))
+            else np.zeros((0, model.output_dim), np.float32))

@@ -128,8 +128,14 @@ def leave_one_out(interactions: pd.DataFrame, item_ids=None, seed: int = 0) -> S
 
 
 def temporal(interactions: pd.DataFrame, test_fraction: float = 0.1,
-             valid_fraction: float = 0.1, seed: int = 0, item_ids=None) -> Split:
+             valid_fraction: float = 0.1, seed: int = 0, item_ids=None,
+             periods_back: int = 0) -> Split:
     """A global time split: the latest events are the test period.
+
+    With ``periods_back`` = k > 0 the clock is turned back: the latest k ×
+    ``test_fraction`` of events are dropped first (they never happened), so
+    k = 0, 1, 2 are three rolling cut-offs, each with its own validation
+    period just before its test period.
 
     The test period starts at the ``1 - test_fraction`` quantile of event
     times, the validation period at the ``1 - test_fraction - valid_fraction``
@@ -149,7 +155,15 @@ def temporal(interactions: pd.DataFrame, test_fraction: float = 0.1,
     if not 0 <= valid_fraction < 1 or test_fraction + valid_fraction >= 1:
         raise ValueError(f"valid_fraction must be in [0, 1 - test_fraction), got "
                          f"{valid_fraction} with test_fraction {test_fraction}")
+    if periods_back < 0 or (periods_back + 1) * test_fraction + valid_fraction >= 1:
+        raise ValueError(f"periods_back must be ≥ 0 and leave training events, got "
+                         f"{periods_back} with test_fraction {test_fraction} and "
+                         f"valid_fraction {valid_fraction}")
     events = order_events(interactions, seed)
+    if periods_back:
+        times = events["timestamp"].to_numpy()
+        now = np.quantile(times, 1 - periods_back * test_fraction, method="higher")
+        events = events[times < now].reset_index(drop=True)
     times = events["timestamp"].to_numpy()
     # method="higher": a cut-off is a real event time, so each period is
     # non-empty whenever its fraction of events is.
@@ -201,8 +215,12 @@ def cold_start_users(interactions: pd.DataFrame, fraction: float = 0.1,
 
 
 def make_split(protocol: str, interactions: pd.DataFrame, seed: int = 0,
-               item_ids=None, holdout: bool = True) -> Split:
+               item_ids=None, holdout: bool = True, period: float = 0.1,
+               periods_back: int = 0) -> Split:
     """The split of ``protocol``; ``item_ids`` is the catalogue to rank.
+
+    ``period`` and ``periods_back``: the temporal protocol's test and
+    validation share of events and its rolling cut-off (see :func:`temporal`).
 
     ``seed`` orders same-time events and draws the protocol's random
     choices. With ``holdout=False`` every event trains (valid and test are
@@ -220,7 +238,8 @@ def make_split(protocol: str, interactions: pd.DataFrame, seed: int = 0,
     if protocol == "loo":
         return leave_one_out(interactions, item_ids, seed=seed)
     if protocol == "temporal":
-        return temporal(interactions, seed=seed, item_ids=item_ids)
+        return temporal(interactions, period, period, seed=seed, item_ids=item_ids,
+                        periods_back=periods_back)
     if protocol == "cold-items":
         return cold_start_items(interactions, seed=seed)
     return cold_start_users(interactions, seed=seed, item_ids=item_ids)

@@ -32,10 +32,17 @@ def _tuned_baselines(split, catalogue, rows, max_history, seed, log):
         title = tuning.REGISTRY[name].title
         log(f"{title}: {len(tuned.trials)} trials on validation, chose {tuned.params}")
         scorers[title] = functools.partial(tuning.tuned_scores, name, tuned.params, rows,
-                                           item_text=item_text, fitted=tuned.fitted)
+                                           item_text=item_text, seed=seed)
         choices[title] = {"params": tuned.params,
                           "trials": [dataclasses.asdict(trial) for trial in tuned.trials]}
     return scorers, choices
+
+
+# What the model's test score was fitted on; counting and text baselines
+# always fit on the events known at test time (training + validation).
+FIT_ON = {True: "the same events as the baselines (training + validation)",
+          False: "training events only (the baselines: training + validation; refit "
+                 "it with `train --refit --epochs-from` for an equal comparison)"}
 
 
 def evaluate(model_dir, with_baselines: bool = True, output_dir: Optional[Path] = None,
@@ -72,6 +79,7 @@ def evaluate(model_dir, with_baselines: bool = True, output_dir: Optional[Path] 
     output_dir = Path(output_dir) if output_dir else model_dir.path
     output_dir.mkdir(parents=True, exist_ok=True)
     report = {"protocol": split.protocol, "split_seed": split.seed, "test_rows": len(rows.users),
+              "model_fit_on": FIT_ON[bool(config.refit) or not len(split.valid)],
               "candidates": len(rows.candidates), "metrics": table, "seconds": seconds,
               "baseline_tuning": choices}
     (output_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
@@ -87,7 +95,8 @@ def markdown_table(report) -> str:
     lines = [f"Protocol `{report['protocol']}`: {report['test_rows']} test users, "
              f"{report['candidates']} candidates, full ranking, seen items masked; "
              f"same-second events in a seeded random order (split seed "
-             f"{report.get('split_seed')}); baselines tuned on validation.", "",
+             f"{report.get('split_seed')}); baselines tuned on validation; the model "
+             f"fit on {report.get('model_fit_on', FIT_ON[False])}.", "",
              "| method | " + " | ".join(columns) + " |",
              "|---" * (len(columns) + 1) + "|"]
     for name, values in metrics.items():

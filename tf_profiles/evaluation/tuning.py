@@ -108,13 +108,11 @@ class Tuning:
       metric: what was maximised.
       params: the best trial's parameters.
       trials: every trial, in grid order.
-      fitted: trained baselines: the best trial's model at its best epoch.
     """
     name: str
     metric: str
     params: dict
     trials: List[Trial]
-    fitted: Optional[trained.Fitted] = None
 
 
 def grid_points(grid: Mapping[str, Sequence]) -> List[dict]:
@@ -167,7 +165,7 @@ def tune(name: str, valid_rows: EvalRows, item_text=None,
     """
     baseline = _baseline(name)
     text_args = _text_args(baseline, name, item_text)
-    trials, best, fitted = [], None, None
+    trials, best = [], None
     for params in grid_points(baseline.grid if grid is None else grid):
         started = time.perf_counter()
         curve, model = [], None
@@ -182,28 +180,26 @@ def tune(name: str, valid_rows: EvalRows, item_text=None,
         trials.append(trial)
         log(f"{name} {params}: {metric} {trial.metrics[metric]:.4f} ({trial.seconds} s)")
         if best is None or trial.metrics[metric] > best.metrics[metric]:
-            best, fitted = trial, model
-    return Tuning(name, metric, best.params, trials, fitted)
+            best = trial
+    return Tuning(name, metric, best.params, trials)
 
 
 def tuned_scores(name: str, params: dict, test_rows: EvalRows, item_text=None,
-                 fitted: Optional[trained.Fitted] = None) -> np.ndarray:
+                 seed: int = 0) -> np.ndarray:
     """[N, C] scores of baseline ``name`` with ``params`` on ``test_rows``.
 
-    Counting and text baselines fit on ``test_rows.known``; trained ones score
-    with ``fitted`` (``Tuning.fitted``: the weights of the best validation
-    epoch, trained on the training events only), reading test histories from
-    ``test_rows.known``.
+    Every baseline fits on ``test_rows.known`` (the training and validation
+    events), the events a refit model trains on: counting and text baselines
+    count them, trained ones train on them for the epochs their validation
+    run selected (``params["epochs"]``), seeded with ``seed``.
 
     Raises:
-      ValueError: for an unknown name, text baselines without item_text, or
-        a trained baseline without ``fitted``.
+      ValueError: for an unknown name, or text baselines without item_text.
     """
     baseline = _baseline(name)
     if baseline.kind:
-        if fitted is None:
-            raise ValueError(f"baseline {name!r} is trained: pass the fitted model from tune()")
-        return fitted.scores(test_rows)
+        return trained.fit(baseline.kind, test_rows.known, None, seed=seed,
+                           **params).scores(test_rows)
     return baseline.score(test_rows, **_text_args(baseline, name, item_text), **params)
 
 

@@ -17,6 +17,7 @@ USER_TEXT = "user_text"  # [B] free text; "" = the text stored for the user.
 ITEM_ID = "item_id"
 ITEM_TEXT = "item_text"  # [B] text; "" = the text stored for the item.
 ITEM_PROBABILITY = "item_probability"  # training only: logQ correction.
+NEXT_ITEMS = "next_items"  # [B, H] training only: the event after each history slot.
 PADDING_ID = ""
 
 # === Dense features (Preprocessor outputs, tower inputs) ===

@@ -73,6 +73,16 @@ class TwoTowerModel(tfrs.Model):
         through it, the negatives' stored text acting as a memory bank that
         is refreshed when training ends.
 
+    With a causal user tower (``UserTower(causal=True)``) an example is a
+    whole sequence (``spec.HISTORY`` with ``spec.NEXT_ITEMS``, the event that
+    followed each slot) and the loss is the softmax over every vocabulary
+    item at every position (``negatives`` must be "catalogue"): one pass
+    per sequence trains as many predictions as it has events. With
+    ``mask_seen`` the items a user already has (slots up to the predicting
+    one) are left out of that softmax, unless one is the target: recommendations
+    exclude them at evaluation and serving, so training need not spend
+    capacity pushing them down.
+
     Call inputs: raw features (see :mod:`tf_profiles.features.examples`);
     returns ``{"user_embedding": [B, D], "item_embedding": [B, D]}`` (the
     latter only when ``item_id`` is given).
@@ -81,10 +91,13 @@ class TwoTowerModel(tfrs.Model):
     def __init__(self, preprocessor: Preprocessor, user_tower: UserTower,
                  item_tower: ItemTower, temperature: float = 0.05,
                  remove_accidental_hits: bool = True, logq_strength: float = 1.0,
-                 negatives: str = "in-batch", **kwargs):
+                 negatives: str = "in-batch", mask_seen: bool = False, **kwargs):
         super().__init__(**kwargs)
         if negatives not in NEGATIVES:
             raise ValueError(f"negatives {negatives!r}: choose one of {', '.join(NEGATIVES)}")
+        if user_tower.causal and negatives != "catalogue":
+            raise ValueError("a causal user tower trains against the whole catalogue at every "
+                             "position: negatives must be 'catalogue'")
         if user_tower.embedding_dim != item_tower.embedding_dim:
             raise ValueError(
                 f"tower sizes differ: user {user_tower.embedding_dim}, item "
@@ -96,6 +109,7 @@ class TwoTowerModel(tfrs.Model):
         self.remove_accidental_hits = remove_accidental_hits
         self.logq_strength = logq_strength
         self.negatives = negatives
+        self.mask_seen = bool(mask_seen)
         self.task = tfrs.tasks.Retrieval(
             temperature=temperature, remove_accidental_hits=remove_accidental_hits)
         # The softmax over scores must run in float32 under a mixed_float16
@@ -111,35 +125,59 @@ class TwoTowerModel(tfrs.Model):
         e.g. one holding a profile store's catalogue and users."""
         return type(self)(preprocessor, self.user_tower, self.item_tower, self.temperature,
                           self.remove_accidental_hits, self.logq_strength, self.negatives,
-                          name=self.name)
+                          self.mask_seen, name=self.name)
 
     # === Embeddings ===
 
+    @property
+    def output_dim(self) -> int:
+        """The width of the scored vectors: D, or D + 1 with an item bias."""
+        return self.item_tower.embedding_dim + int(self.item_tower.use_bias)
+
+    def _scored_items(self, tower_output):
+        # [..., D] unit vector, then the bias as it is: score = cos + bias.
+        if not self.item_tower.use_bias:
+            return _unit(tower_output)
+        return tf.concat([_unit(tower_output[..., :-1]),
+                          tf.cast(tower_output[..., -1:], tf.float32)], axis=-1)
+
+    def _history_items(self, tower_output):
+        # What the user tower reads of an item: its unit vector, not its bias.
+        return _unit(tower_output[..., :self.item_tower.embedding_dim])
+
+    def _scored_users(self, tower_output):
+        # [u, 1]: the constant that multiplies the items' bias.
+        user = _unit(tower_output)
+        if not self.item_tower.use_bias:
+            return user
+        return tf.concat([user, tf.ones_like(user[..., :1])], axis=-1)
+
     def item_embedding(self, inputs, training=False):
-        """Raw items (``item_id``, optional ``item_text``) → [B, D] unit vectors."""
+        """Raw items (``item_id``, optional ``item_text``) → [B, output_dim]: unit
+        vectors (and the bias)."""
         features = self.preprocessor.item_features(
             inputs[spec.ITEM_ID], inputs.get(spec.ITEM_TEXT), training)
-        return _unit(self.item_tower(features, training=training))
+        return self._scored_items(self.item_tower(features, training=training))
 
     def user_embedding(self, inputs, training=False):
         """Raw users (``user_id``, ``history``, optional ``history_rating`` and
-        ``user_text``) → [B, D] unit vectors."""
+        ``user_text``) → [B, output_dim]: unit vectors (and a 1)."""
         return self.embed_user_features(self.preprocessor.user_features(
             inputs[spec.USER_ID], inputs[spec.HISTORY], inputs.get(spec.HISTORY_RATING),
             inputs.get(spec.USER_TEXT), training), training)
 
     def embed_user_features(self, features, training=False):
-        """[B, D] from :meth:`Preprocessor.user_features` (for callers that also
-        need the resolved history, e.g. to exclude it from recommendations)."""
-        history = _unit(self.item_tower({
+        """[B, output_dim] from :meth:`Preprocessor.user_features` (for callers that
+        also need the resolved history, e.g. to exclude it from recommendations)."""
+        history = self._history_items(self.item_tower({
             spec.ITEM_INDEX: features[spec.HISTORY_INDEX],
             spec.ITEM_TEXT_EMBEDDING: features[spec.HISTORY_TEXT_EMBEDDING]},
             training=training))  # [B, H, D]
         return self._embed_users(features, history, training)
 
     def _embed_users(self, features, history, training):
-        return _unit(self.user_tower({**features, spec.HISTORY_EMBEDDINGS: history},
-                                     training=training))
+        return self._scored_users(self.user_tower({**features, spec.HISTORY_EMBEDDINGS: history},
+                                                  training=training))
 
     def call(self, inputs, training=False):
         outputs = {"user_embedding": self.user_embedding(inputs, training)}
@@ -173,13 +211,20 @@ class TwoTowerModel(tfrs.Model):
         if scaling:
             gradients = self.optimizer.get_unscaled_gradients(gradients)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        batch = tf.cast(tf.shape(inputs[spec.ITEM_ID])[0], tf.float32)
+        # Per predicted event, so that both recipes' curves read alike.
+        if spec.NEXT_ITEMS in inputs:
+            targets = tf.reduce_sum(tf.cast(
+                tf.not_equal(inputs[spec.NEXT_ITEMS], spec.PADDING_ID), tf.float32))
+        else:
+            targets = tf.cast(tf.shape(inputs[spec.ITEM_ID])[0], tf.float32)
         # A replica can get an empty slice of the last batch: 0 / 0 must add 0.
-        self.loss_per_example.update_state(tf.math.divide_no_nan(loss, batch),
-                                           sample_weight=batch)
+        self.loss_per_example.update_state(tf.math.divide_no_nan(loss, targets),
+                                           sample_weight=targets)
         return {"loss": self.loss_per_example.result()}
 
     def compute_loss(self, features, training=False):
+        if self.user_tower.causal:
+            return self._every_position_loss(features, training)
         if self.negatives == "catalogue":
             return self._catalogue_softmax_loss(features, training)
         user = self.user_embedding(features, training)
@@ -219,7 +264,7 @@ class TwoTowerModel(tfrs.Model):
             training)
         item_features = self.preprocessor.item_features(
             features[spec.ITEM_ID], features.get(spec.ITEM_TEXT), training)
-        positive = _unit(self.item_tower(item_features, training=training))  # [B, D]
+        positive = self._scored_items(self.item_tower(item_features, training=training))
         columns = tf.range(1, tf.shape(vocabulary, out_type=tf.int64)[0] + 1)
         is_positive = tf.equal(item_features[spec.ITEM_INDEX][:, tf.newaxis],
                                columns[tf.newaxis, :])  # [B, N]
@@ -228,6 +273,44 @@ class TwoTowerModel(tfrs.Model):
             tf.where(is_positive, tf.float32.min, tf.matmul(user, catalogue, transpose_b=True)),
         ], axis=1) / self.temperature  # [B, 1 + N]: the positive is column 0
         labels = tf.zeros(tf.shape(scores)[:1], tf.int32)
+        return tf.reduce_sum(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores))
+
+    def _every_position_loss(self, features, training):
+        """Summed softmax cross-entropy over the vocabulary of each next event.
+
+        ``features``: ``spec.USER_ID`` [B], ``spec.HISTORY`` and
+        ``spec.HISTORY_RATING`` [B, H] (right-aligned, as
+        :func:`~tf_profiles.features.examples.sequence_examples` makes them)
+        and ``spec.NEXT_ITEMS`` [B, H], the event after each slot ("" where
+        none is trained). A target outside the vocabulary is skipped: it has
+        no column to be scored in.
+        """
+        vocabulary = self.preprocessor.item_vocabulary_ids()  # [N]
+        catalogue = self.item_embedding({spec.ITEM_ID: vocabulary}, training)  # [N, D]
+        user_features = self.preprocessor.user_features(
+            features[spec.USER_ID], features[spec.HISTORY], features.get(spec.HISTORY_RATING),
+            features.get(spec.USER_TEXT), training)
+        history = self._history_from_catalogue(user_features, catalogue, training)
+        states = self._scored_users(self.user_tower.every_position(
+            {**user_features, spec.HISTORY_EMBEDDINGS: history}, training=training))  # [B, H, D]
+        target = self.preprocessor.item_index.lookup(features[spec.NEXT_ITEMS])  # [B, H]
+        trained = tf.where(target > 0)  # [T, 2]
+        scores = tf.matmul(tf.gather_nd(states, trained), catalogue,
+                           transpose_b=True) / self.temperature  # [T, N]
+        labels = tf.cast(tf.gather_nd(target, trained) - 1, tf.int32)
+        if self.mask_seen:
+            # Column i + 1 of a one-hot is vocabulary item i; index 0 (padding,
+            # unknown items) falls off the front. A running max over the slots
+            # marks what each slot's user has seen up to there.
+            seen = tf.one_hot(user_features[spec.HISTORY_INDEX] - 1,
+                              tf.shape(vocabulary)[0], on_value=True, off_value=False,
+                              dtype=tf.bool)  # [B, H, N]
+            seen = tf.cast(tf.cumsum(tf.cast(seen, tf.float32), axis=1) > 0, tf.bool)
+            seen = tf.gather_nd(seen, trained) & tf.logical_not(
+                tf.one_hot(labels, tf.shape(vocabulary)[0], on_value=True, off_value=False,
+                           dtype=tf.bool))  # [T, N]
+            scores = tf.where(seen, tf.float32.min, scores)
         return tf.reduce_sum(
             tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=scores))
 
@@ -241,10 +324,11 @@ class TwoTowerModel(tfrs.Model):
         outside the vocabulary (index 0) still go through the item tower.
         """
         index = features[spec.HISTORY_INDEX]  # [B, H]
+        catalogue = catalogue[:, :self.item_tower.embedding_dim]  # without the bias
         table = tf.concat([tf.zeros_like(catalogue[:1]), catalogue], axis=0)  # [1 + N, D]
         history = tf.gather(table, index)
         unknown = tf.where(features[spec.HISTORY_MASK] & tf.equal(index, 0))  # [U, 2]
-        unknown_history = _unit(self.item_tower({
+        unknown_history = self._history_items(self.item_tower({
             spec.ITEM_INDEX: tf.gather_nd(index, unknown),
             spec.ITEM_TEXT_EMBEDDING: tf.gather_nd(features[spec.HISTORY_TEXT_EMBEDDING],
                                                    unknown)}, training=training))
@@ -272,6 +356,7 @@ class TwoTowerModel(tfrs.Model):
             "remove_accidental_hits": self.remove_accidental_hits,
             "logq_strength": self.logq_strength,
             "negatives": self.negatives,
+            "mask_seen": self.mask_seen,
             "name": self.name,
         }
 

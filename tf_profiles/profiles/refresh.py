@@ -96,7 +96,7 @@ def profile_arrays(store: ProfileStore, builder: ProfileBuilder) -> dict:
     for row, interests in enumerate(stored["interests"]):
         for rank, (tag, weight) in enumerate(interests[:TOP_INTERESTS]):
             tags[row, rank], weights[row, rank] = tag, weight
-    dim = builder.model.user_tower.embedding_dim
+    dim = builder.model.output_dim
     return {
         spec.USER_ID: stored["user_id"].to_numpy(dtype=object),
         spec.USER_TEXT: stored["user_text"].fillna("").to_numpy(dtype=object),

@@ -135,7 +135,7 @@ def stream_item_embeddings(model, item_ids: Sequence[str], text_embeddings: np.n
       text_embeddings: [len(item_ids), E], e.g. the memory-mapped output of
         :func:`stream_text_embeddings`; only one chunk is read at a time.
     """
-    width = model.item_tower.embedding_dim
+    width = model.output_dim
 
     def compute(start, stop):
         # Each chunk's items are a catalogue of their own, so the

@@ -36,7 +36,7 @@ from tf_profiles.data.splits import Split, order_events
 from tf_profiles.evaluation.protocol import EvalRows, eval_rows
 from tf_profiles.evaluation.scoring import held_out_metrics
 from tf_profiles.features import spec
-from tf_profiles.features.examples import training_examples
+from tf_profiles.features.examples import sequence_examples, target_items, training_examples
 from tf_profiles.features.feedback import with_head_feedback
 from tf_profiles.training.trainer import input_pipeline
 
@@ -120,7 +120,7 @@ class FinetuneData:
 
 
 def finetune_data(split: Split, fresh: pd.DataFrame, max_history: int, seed: int,
-                  guard_fraction: float) -> FinetuneData:
+                  guard_fraction: float, recipe: str = "per-event") -> FinetuneData:
     """The examples and guard rows of fine-tuning on ``fresh`` after ``split``.
 
     Raises:
@@ -135,9 +135,12 @@ def finetune_data(split: Split, fresh: pd.DataFrame, max_history: int, seed: int
     past = order_events(pd.concat([split.train, split.valid, split.test,
                                    earlier_new.assign(is_new=True)], ignore_index=True), seed)
     is_new = past.pop("is_new").eq(True).to_numpy()
-    # training_examples re-sorts stably, so its rows stay aligned with ``past``.
-    examples = {key: value[is_new] for key, value in
-                training_examples(past, max_history).items()}
+    # Both example makers re-sort stably, so their rows stay aligned with ``past``.
+    if recipe == "causal":
+        examples = sequence_examples(past, max_history, trained=is_new)
+    else:
+        examples = {key: value[is_new] for key, value in
+                    training_examples(past, max_history).items()}
     # Ranked as in the temporal protocol: users with an earlier event, on the
     # slice's items new to them, among the previous model's candidates.
     try:
@@ -183,7 +186,8 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
     model = source.load_model()
     # New reviews without stars vote through the model's sentiment head, as in training.
     fresh = with_head_feedback(fresh, model.preprocessor.encoder, model.preprocessor.sentiment)
-    data = finetune_data(split, fresh, config.max_history, config.split_seed, guard_fraction)
+    data = finetune_data(split, fresh, config.max_history, config.split_seed, guard_fraction,
+                         config.recipe)
     examples, rows = data.examples, data.rows
 
     before = held_out_metrics(model, rows)["NDCG@10"]
@@ -204,7 +208,7 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
     model.save(staging / source.model_file.name)
     report = FinetuneReport(round(before, 6), round(after, 6),
                             bool(after >= before - max_ndcg_drop),
-                            len(examples[spec.ITEM_ID]), len(data.guard), len(rows.users),
+                            len(target_items(examples)), len(data.guard), len(rows.users),
                             round(seconds, 1), target.path)
     (staging / source.metrics_file.name).write_text(json.dumps({
         "finetuned_from": str(source.path.resolve()), "new_events": int(len(fresh)),
@@ -215,7 +219,7 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
         "guard_ndcg@10_before": report.ndcg_before, "guard_ndcg@10_after": report.ndcg_after,
         "max_ndcg_drop": max_ndcg_drop, "accepted": report.accepted,
         "items_in_vocabulary": len(model.preprocessor.item_vocabulary),
-        "new_items_seen": int(np.sum(~pd.Series(examples[spec.ITEM_ID]).isin(
+        "new_items_seen": int(np.sum(~pd.Series(target_items(examples)).isin(
             model.preprocessor.item_vocabulary))),
     }, indent=2))
     staging.rename(target.path)

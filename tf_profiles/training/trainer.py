@@ -1,11 +1,13 @@
 """``tf-profiles train``: split, embed text once, fit the two-tower model, save."""
 import contextlib
+import dataclasses
 import json
 import time
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from tf_profiles.bundle.config import TrainConfig
@@ -16,7 +18,8 @@ from tf_profiles.data.splits import make_split
 from tf_profiles.evaluation.protocol import eval_rows
 from tf_profiles.evaluation.scoring import held_out_metrics
 from tf_profiles.features import spec
-from tf_profiles.features.examples import training_examples
+from tf_profiles.features.examples import (sequence_examples, target_items,
+                                           training_examples)
 from tf_profiles.features.feedback import needs_text_feedback, with_head_feedback
 from tf_profiles.features.preprocessor import Preprocessor
 from tf_profiles.features.queries import with_queries
@@ -59,14 +62,17 @@ def build_model(config: TrainConfig, preprocessor: Preprocessor) -> TwoTowerMode
         text_dim = preprocessor.text_dim
         item_tower = ItemTower(len(preprocessor.item_vocabulary), text_dim,
                                config.embedding_dim, config.id_dropout,
-                               use_id=config.use_item_ids, use_text=config.use_item_text)
+                               use_id=config.use_item_ids, use_text=config.use_item_text,
+                               use_bias=config.item_bias)
         user_tower = UserTower(len(preprocessor.user_vocabulary), text_dim,
                                config.embedding_dim, config.max_history, config.num_layers,
                                config.num_heads, config.dropout, use_id=config.use_user_ids,
-                               use_text=config.use_user_text, use_history=config.use_history)
+                               use_text=config.use_user_text, use_history=config.use_history,
+                               causal=config.recipe == "causal",
+                               id_dropout=config.user_id_dropout)
         return TwoTowerModel(preprocessor, user_tower, item_tower,
                              temperature=config.temperature, logq_strength=config.logq_strength,
-                             negatives=config.negatives)
+                             negatives=config.negatives, mask_seen=config.mask_seen)
     finally:
         tf.keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -126,13 +132,14 @@ def input_pipeline(examples, batch_size, seed):
     """Shuffled batches of raw examples (the model's Preprocessor runs in the step)."""
     tensors = {key: value.astype(str) if value.dtype == object else value
                for key, value in examples.items()}
+    count = len(next(iter(tensors.values())))
     # In-memory tensors have no files to shard by. Sharding by data, every
     # worker builds the same shuffled global batches and keeps its replicas'
     # slices of each, so the global batch is the one-worker batch.
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return (tf.data.Dataset.from_tensor_slices(tensors)
-            .shuffle(len(tensors[spec.ITEM_ID]), seed=seed, reshuffle_each_iteration=True)
+            .shuffle(count, seed=seed, reshuffle_each_iteration=True)
             .batch(batch_size).prefetch(tf.data.AUTOTUNE).with_options(options))
 
 
@@ -168,12 +175,19 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
         sentiment, interactions = _text_feedback(dataset.interactions, encoder, config,
                                                  cache_dir)
     split = make_split(config.protocol, interactions, seed=config.split_seed,
-                       item_ids=list(dataset.items.index), holdout=config.holdout)
+                       item_ids=list(dataset.items.index), holdout=config.holdout,
+                       period=config.period, periods_back=config.periods_back)
     split.save(target.split_dir)
+    if config.refit:
+        # Validation events train too; the saved split keeps them apart, so
+        # evaluation reads the same known events and test as before.
+        split = dataclasses.replace(
+            split, train=pd.concat([split.train, split.valid], ignore_index=True),
+            valid=split.valid.iloc[:0])
     catalogue = build_catalogue(dataset, encoder, cache_dir)
     catalogue.save(target.catalogue_dir)
 
-    examples = _examples(split, catalogue, config.max_history, with_text=finetuning)
+    examples = _examples(split, catalogue, config, with_text=finetuning)
     if config.query_fraction:
         # Request-time intent: some examples' user text is a query naming the
         # target's tags or title, which replaces the stored text.
@@ -187,7 +201,7 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
             config, catalogue, sorted(split.train["item_id"].unique()),
             sorted(split.train["user_id"].unique()), encoder, sentiment)
         model = build_model(config, preprocessor)
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+        model.compile(optimizer=make_optimizer(config, len(examples[spec.USER_ID])))
         # Built before fit (on a padding example), so that BackupAndRestore
         # restores into existing variables.
         model.build_from_config(model.get_build_config())
@@ -216,7 +230,8 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
                             else len(epoch_times.seconds)),
         "epoch_seconds": [round(s, 3) for s in epoch_times.seconds],
         "replicas": strategy.num_replicas_in_sync,
-        "examples": int(len(examples[spec.ITEM_ID])),
+        "examples": int(len(examples[spec.USER_ID])),
+        "targets": int(len(target_items(examples))),
         "items_in_vocabulary": len(preprocessor.item_vocabulary),
         "users_in_vocabulary": len(preprocessor.user_vocabulary),
         "skipped_rows": dataset.skipped,
@@ -250,9 +265,29 @@ def _texts_embedded_once(preprocessor: Preprocessor, examples: dict, finetuning:
     return preprocessor.known_texts(texts, embed_texts(texts, preprocessor.encoder, cache_dir))
 
 
-def _examples(split, catalogue: Catalogue, max_history: int, with_text: bool) -> dict:
-    examples = training_examples(split.train, max_history)
-    if with_text:
+def make_optimizer(config: TrainConfig, examples: int) -> tf.keras.optimizers.Optimizer:
+    """Adam at ``config.learning_rate``, decayed by ``config.learning_rate_decay``
+    per epoch of ``examples`` examples."""
+    if config.learning_rate_decay == 1.0:
+        return tf.keras.optimizers.Adam(config.learning_rate)
+    steps_per_epoch = max(1, -(-examples // config.batch_size))
+    return tf.keras.optimizers.Adam(tf.keras.optimizers.schedules.ExponentialDecay(
+        config.learning_rate, steps_per_epoch, config.learning_rate_decay))
+
+
+def _examples(split, catalogue: Catalogue, config: TrainConfig, with_text: bool) -> dict:
+    if config.recipe == "causal":
+        examples = sequence_examples(split.train, config.max_history)
+    else:
+        examples = training_examples(split.train, config.max_history)
+    if with_text and config.recipe == "causal":
+        # Only the user text goes through the trainable encoder in the step:
+        # the targets and negatives (every item) read the stored item text,
+        # a memory bank refreshed when training ends.
+        text_of_user = dict(zip(catalogue.users["user_id"], catalogue.users["text"]))
+        examples[spec.USER_TEXT] = np.array(
+            [text_of_user.get(u, "") for u in examples[spec.USER_ID]], object)
+    elif with_text:
         # Candidate and user texts go through the trainable encoder in the
         # step; history items keep their stored embeddings (encoding B × H
         # texts per step would multiply the cost by H).
