@@ -264,6 +264,12 @@ def compare(protocol, slices) -> dict:
         "selected_epochs": {name: [run["selected_epochs"] for t in tables
                                    for run in t["methods"][name]]
                             for name in tables[0]["methods"]},
+        # What producing the table took (training, scoring, baseline searches),
+        # summed over the kept results, so a resumed run still counts it all.
+        "total_seconds": round(sum(run["wall_seconds"] for t in tables
+                                   for runs in t["methods"].values() for run in runs)
+                               + sum(b["seconds"] for t in tables
+                                     for b in t["baselines"].values()), 1),
         "refit": {name: all(run.get("refit", False) for t in tables
                             for run in t["methods"][name])
                   for name in tables[0]["methods"]},
@@ -281,15 +287,16 @@ def _split(dataset, protocol, seed=0, periods_back=0):
                       periods_back=periods_back)
 
 
-def part_loo(runs: Runs, dataset, context) -> dict:
-    methods = {SASREC: [runs.run("loo", SASREC, tuned("sasrec"), seed) for seed in SEEDS],
-               MODEL: [runs.run("loo", MODEL, tuned("model"), seed) for seed in SEEDS]}
-    for name, switches in ABLATIONS.items():
+def part_loo(runs: Runs, dataset, context, ablations=tuple(ABLATIONS)) -> dict:
+    baselines = baseline_results(runs, _split(dataset, "loo"), TrainConfig().max_history,
+                                 context)
+    methods = {MODEL: [runs.run("loo", MODEL, tuned("model"), seed) for seed in SEEDS],
+               SASREC: [runs.run("loo", SASREC, tuned("sasrec"), seed) for seed in SEEDS]}
+    for name in ablations:
         seeds = SEEDS if name in SEEDED else SEEDS[:1]
-        methods[name] = [runs.run("loo", name, {**tuned("model"), **switches}, seed)
+        methods[name] = [runs.run("loo", name, {**tuned("model"), **ABLATIONS[name]}, seed)
                          for seed in seeds]
-    return compare("loo", [(methods, baseline_results(
-        runs, _split(dataset, "loo"), TrainConfig().max_history, context))])
+    return compare("loo", [(methods, baselines)])
 
 
 def part_temporal(runs: Runs, dataset, context) -> dict:
@@ -367,6 +374,9 @@ PARTS = {"loo": part_loo, "temporal": part_temporal, "cold-users": part_cold_use
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--parts", nargs="+", choices=list(PARTS), default=list(PARTS))
+    parser.add_argument("--ablations", nargs="*", choices=list(ABLATIONS),
+                        default=list(ABLATIONS),
+                        help="leave-one-out ablations to train (default: all)")
     parser.add_argument("--report-only", action="store_true",
                         help="write the tables from the kept results; train nothing")
     parser.add_argument("--work-dir", default=str(ROOT / "runs" / "benchmark"))
@@ -383,7 +393,9 @@ def main():
         ".json").exists() else {}
     started = time.perf_counter()
     for part in args.parts:
-        report[part] = PARTS[part](Runs(dataset, work, args.report_only), dataset, context)
+        extra = {"ablations": args.ablations} if part == "loo" else {}
+        report[part] = PARTS[part](Runs(dataset, work, args.report_only), dataset, context,
+                                   **extra)
         out.with_suffix(".json").write_text(json.dumps(report, indent=2))
     print(f"benchmark wall time {time.perf_counter() - started:.0f} s")
     out.with_suffix(".md").write_text(markdown(report))
@@ -447,6 +459,8 @@ def _protocol_section(protocol, table) -> list:
         lines.append(f"- {name}: fit {', '.join(f'{s:.0f}' for s in seconds)} s (selection"
                      f"{' + refit' if table['refit'].get(name) else ''}), epochs selected "
                      f"{table['selected_epochs'][name]}")
+    lines.append(f"- total time of this protocol's runs (trained methods' fits and scoring, "
+                 f"baseline searches): {table['total_seconds'] / 60:.0f} min")
     lines += ["", "Baselines (each tuned on validation; grid size and choice per "
               "cut-off/sample):", ""]
     for name, baseline in table["baselines"].items():

@@ -2,8 +2,9 @@
 
 The default model (``query_fraction=0``) and models trained with pseudo-queries
 (:mod:`tf_profiles.features.queries`) are trained on the same leave-one-out
-split (split seed 0) with the same seeds and the tuned config
-(``tuned("model")``, as in quality_ml100k.py), with the real MiniLM. For each:
+split (split seed 0) with the same seeds and the per-event recipe's tuned
+config (``PER_EVENT_MODEL``: pseudo-queries need that recipe), with the real
+MiniLM. For each:
 
 - steerability: for each genre, a query naming it ("a horror movie") and a
   paraphrase without the genre word ("something scary for tonight"), sent as
@@ -46,7 +47,7 @@ import tf_profiles  # noqa: E402,F401  (Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
 
 from benchmarks.quality_ml100k import tuned  # noqa: E402
-from tf_profiles.bundle.config import TrainConfig  # noqa: E402
+from tf_profiles.bundle.config import PER_EVENT, TrainConfig  # noqa: E402
 from tf_profiles.bundle.inference import item_embeddings  # noqa: E402
 from tf_profiles.bundle.model_dir import ModelDir  # noqa: E402
 from tf_profiles.data.loaders import load_dataset  # noqa: E402
@@ -92,6 +93,11 @@ def _method(fraction: float) -> str:
     return DEFAULT if fraction == 0 else f"query_fraction={fraction:g}"
 
 
+# Pseudo-queries need the per-event recipe: its values and its search's choice
+# (docs/benchmarks/tune_per_event.md), the model these figures were measured on.
+PER_EVENT_MODEL = {**PER_EVENT, **tuned("per_event")}
+
+
 # === One run: train, score, steer ===
 
 def run(dataset, work: Path, fraction: float, seed: int) -> dict:
@@ -100,7 +106,7 @@ def run(dataset, work: Path, fraction: float, seed: int) -> dict:
     if result_file.exists():
         return json.loads(result_file.read_text())
     config = TrainConfig(protocol="loo", seed=seed, split_seed=0,
-                         **{**tuned("model"), "query_fraction": fraction})
+                         **{**PER_EVENT_MODEL, "query_fraction": fraction})
     folder = work / "models" / key
     shutil.rmtree(folder, ignore_errors=True)
     started = time.perf_counter()
@@ -217,7 +223,7 @@ def epoch_cost(dataset, work: Path, steps: int = 30, rounds: int = 3) -> dict:
     from tf_profiles.training.trainer import (_examples, _texts_embedded_once, build_model,
                                               build_preprocessor, input_pipeline)
 
-    config = TrainConfig(**tuned("model"))
+    config = TrainConfig(**PER_EVENT_MODEL)
     split = make_split("loo", dataset.interactions, seed=0, item_ids=list(dataset.items.index))
     encoder = TextEncoder.from_checkpoint(max_length=config.text_max_length)
     catalogue = build_catalogue(dataset, encoder)

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from tf_profiles import ItemTower, Preprocessor, TwoTowerModel, UserTower
-from tf_profiles.bundle.config import TrainConfig
+from tf_profiles.bundle.config import PER_EVENT, TrainConfig
 from tf_profiles.data.loaders import load_dataset
 from tf_profiles.features import spec
 from tf_profiles.features.examples import sequence_examples, training_examples
@@ -106,7 +106,7 @@ def test_tower_sizes_must_match():
 
 
 def test_mixed_precision_trains_with_loss_scaling(examples):
-    config = TrainConfig(embedding_dim=8, max_history=4, num_layers=1, mixed_precision=True)
+    config = TrainConfig(**PER_EVENT, embedding_dim=8, num_layers=1, mixed_precision=True)
     model = build_model(config, _preprocessor(sorted(set(examples["item_id"])),
                                               sorted(set(examples["user_id"]))))
     assert tf.keras.mixed_precision.global_policy().name == "float32"

@@ -43,7 +43,8 @@ def test_layout_and_metadata(exported):
                  "assets.extra/tf_profiles.json"):
         assert (version / name).exists(), name
     metadata = read_json(version / "assets.extra/tf_profiles.json")
-    assert metadata["k"] == 5 and metadata["embedding_dim"] == 8
+    # The served vectors: 8 dimensions and the item bias column ([u, 1]·[v, b]).
+    assert metadata["k"] == 5 and metadata["embedding_dim"] == 9
     assert metadata["signatures"] == list(SIGNATURES)
     features = metadata["features"]
     assert features["max_history"] == 4 and features["padding_id"] == ""

@@ -14,7 +14,7 @@ from tests.harness import check_servable
 def intent_model(tiny_bert, tmp_path_factory):
     """(model folder, loaded export, k=5) of a tiny model trained with queries."""
     root = tmp_path_factory.mktemp("intent")
-    folder = train_tiny(root, tiny_bert, query_fraction=0.5)
+    folder = train_tiny(root, tiny_bert, recipe="per-event", query_fraction=0.5)
     version = export_model(folder, root / "saved" / "tiny", k=5, log=lambda _: None)
     return folder, tf.saved_model.load(str(version))
 

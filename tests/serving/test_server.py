@@ -52,7 +52,8 @@ def test_every_signature_round_trips_and_equals_the_saved_model(client, exported
     np.testing.assert_allclose(top["score"], direct["scores"].numpy().ravel(), atol=1e-6)
 
     embeddings = client.user_embeddings(users, histories, texts)
-    assert embeddings.shape == (2, 8)
+    assert embeddings.shape == (2, 9)  # 8 dimensions and the 1 that meets the item bias
+    np.testing.assert_allclose(embeddings[:, -1], 1.0)
     items = client.item_embeddings(["i1", "new"], ["", "comedy"])
     np.testing.assert_allclose(items, loaded.signatures["item_embedding"](
         item_id=tf.constant(["i1", "new"]), item_text=tf.constant(["", "comedy"]))["embedding"],

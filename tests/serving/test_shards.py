@@ -20,7 +20,7 @@ TEXTS = ["", "likes drama", ""]
 
 @pytest.fixture(scope="module")
 def catalogue(trained_model):
-    """(item ids, [15, 8] item-tower embeddings) of the tiny model."""
+    """(item ids, [15, 9] item embeddings: 8 dimensions and the bias) of the tiny model."""
     folder = ModelDir(trained_model)
     items = folder.catalogue()
     ids = items.items["item_id"].tolist()
@@ -60,7 +60,8 @@ def test_shards_are_written_as_separate_models_with_their_exact_top_k(catalogue,
     base, versions = shard_sets[4]
     assert versions == [base / shard_name("tiny", i) / "1" for i in range(3)]
     assert not list(base.glob("**/.staging-*"))
-    query = tf.math.l2_normalize(tf.random.stateless_normal([2, 8], seed=[1, 2]), axis=1)
+    query = tf.math.l2_normalize(tf.random.stateless_normal([2, embeddings.shape[1]],
+                                                           seed=[1, 2]), axis=1)
     for (start, stop), version in zip(shard_bounds(len(ids), 3), versions):
         metadata = read_json(version / "assets.extra/tf_profiles.json")
         assert metadata["rows"] == [start, stop] and metadata["k"] == 4
@@ -79,9 +80,9 @@ def test_shards_are_written_as_separate_models_with_their_exact_top_k(catalogue,
         name: str(base / name) for name in ["tiny"] + [shard_name("tiny", i) for i in range(3)]}
 
 
-def test_a_shard_smaller_than_k_pads_with_empty_ids(shard_sets):
+def test_a_shard_smaller_than_k_pads_with_empty_ids(catalogue, shard_sets):
     loaded = tf.saved_model.load(str(shard_sets[8][1][0]))
-    out = loaded.signatures["top_k"](query=tf.ones([1, 8]))
+    out = loaded.signatures["top_k"](query=tf.ones([1, catalogue[1].shape[1]]))
     assert out["item_ids"].shape == (1, 8)
     assert out["item_ids"].numpy()[0, 5:].tolist() == [b""] * 3
     assert np.isneginf(out["scores"].numpy()[0, 5:]).all()
@@ -122,14 +123,15 @@ def test_export_refuses_repeated_ids_bad_counts_and_existing_versions(catalogue,
         export_shards(ids, embeddings, base, "tiny", 3, version=1, log=lambda _: 0)
 
 
-def test_export_shards_command(trained_model, tmp_path):
+def test_export_shards_command(trained_model, catalogue, tmp_path):
     assert main(["export-shards", "--model", str(trained_model), "--export-base",
                  str(tmp_path), "--name", "tiny", "--shards", "2", "--k", "4",
                  "--main-model", "tiny", "--models-root", str(tmp_path)]) == 0
     config = ModelRegistry.from_config_file(tmp_path / "tiny-shards.models.config")
     assert sorted(config.models) == ["tiny", "tiny-shard-0", "tiny-shard-1"]
     loaded = [tf.saved_model.load(str(tmp_path / shard_name("tiny", i) / "1")) for i in (0, 1)]
-    answers = [m.signatures["top_k"](query=tf.ones((1, 8)))["item_ids"] for m in loaded]
+    width = catalogue[1].shape[1]
+    answers = [m.signatures["top_k"](query=tf.ones((1, width)))["item_ids"] for m in loaded]
     assert all(a.shape == (1, 4) for a in answers)
     assert main(["export-shards", "--model", str(trained_model), "--export-base",
                  str(tmp_path), "--name", "tiny", "--shards", "0"]) == 2

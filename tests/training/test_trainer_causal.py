@@ -1,5 +1,7 @@
 """The causal recipe (every position against the catalogue) and the refit on
 training + validation events."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -7,8 +9,10 @@ from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.data.loaders import load_dataset
 from tf_profiles.evaluation.evaluate import evaluate
+from tf_profiles.evaluation.metrics import ranking_metrics
 from tf_profiles.evaluation.protocol import eval_rows
 from tf_profiles.evaluation.scoring import model_scores
+from tf_profiles.models.ranking import exclude
 from tf_profiles.training.trainer import train
 
 from tests.conftest import read_json
@@ -72,3 +76,31 @@ def test_refit_trains_on_validation_events_and_keeps_the_split(tiny_bert, datase
 def test_bad_recipe_settings_are_refused(tiny_bert, overrides, message):
     with pytest.raises(ValueError, match=message):
         _config(tiny_bert, **overrides)
+
+
+@pytest.mark.slow
+def test_the_unknown_user_is_trained_and_beats_random_on_held_out_users(ml100k_slice, tmp_path):
+    # Real MiniLM, 150 real users: every held-out user scored as a user the
+    # model does not know, with no history: what row 0 of the ID embedding
+    # learned (through user-ID dropout) must rank their test event far above
+    # chance.
+    dataset = load_dataset(ml100k_slice["interactions"], ml100k_slice["items"],
+                           ml100k_slice["users"])
+    train(dataset, TrainConfig(recipe="causal", epochs=4, batch_size=32, max_history=50,
+                               user_id_dropout=0.5, mask_seen=True, learning_rate=2e-3),
+          tmp_path / "model")
+    folder = ModelDir(tmp_path / "model")
+    model, split = folder.load_model(), folder.split()
+    rows = eval_rows(split, "test", 50)
+    strangers = np.array([f"stranger-{i}" for i in range(len(rows.users))], dtype=object)
+    unknown = dataclasses.replace(rows, histories={
+        "user_id": strangers, "history": np.full((len(strangers), 1), "", dtype=object),
+        "history_rating": np.zeros((len(strangers), 1), np.float32)})
+    scores = model_scores(model, unknown)
+    # One vector for every unknown user: the trained row 0 (no text, no history).
+    np.testing.assert_allclose(scores, np.repeat(scores[:1], len(scores), axis=0), atol=1e-5)
+    ndcg = ranking_metrics(exclude(scores, rows.seen), rows.targets)["NDCG@10"]
+    chance = np.mean([ranking_metrics(exclude(np.random.default_rng(seed).random(scores.shape),
+                                              rows.seen), rows.targets)["NDCG@10"]
+                      for seed in range(5)])
+    assert ndcg > 3 * chance

@@ -27,7 +27,7 @@ def test_a_tiny_run_with_queries_trains_on_them(tiny_bert, tmp_path, monkeypatch
         return remember(self, texts, vectors)
 
     monkeypatch.setattr(Preprocessor, "known_texts", spy_known)
-    folder = ModelDir(train_tiny(tmp_path, tiny_bert, query_fraction=0.5))
+    folder = ModelDir(train_tiny(tmp_path, tiny_bert, recipe="per-event", query_fraction=0.5))
     texts = seen[spec.USER_TEXT]
     assert 0.3 < (texts != "").mean() < 0.7
     # The queries were embedded once before fit, not in every step.

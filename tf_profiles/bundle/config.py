@@ -11,6 +11,12 @@ ENCODER_MODES = ("frozen", "finetune")
 # every position (causal user tower, full softmax); "per-event": one example
 # per event, its history read bidirectionally.
 RECIPES = ("causal", "per-event")
+# The per-event recipe's own values, chosen by its search on ml-100k
+# validation (docs/benchmarks/tune_per_event.md) when it was the default;
+# ``TrainConfig(**PER_EVENT)`` trains it (pseudo-queries need it).
+PER_EVENT = {"recipe": "per-event", "epochs": 8, "patience": 2, "batch_size": 512,
+             "learning_rate": 2e-3, "max_history": 30, "mask_seen": False,
+             "item_bias": False, "user_id_dropout": 0.0, "learning_rate_decay": 1.0}
 
 
 @dataclasses.dataclass
@@ -75,21 +81,21 @@ class TrainConfig:
     period: float = 0.1
     periods_back: int = 0
     split_seed: int = 0
-    recipe: str = "per-event"
-    epochs: int = 8
-    patience: int = 2
-    batch_size: int = 512
-    learning_rate: float = 2e-3
+    recipe: str = "causal"
+    epochs: int = 100
+    patience: int = 5
+    batch_size: int = 64
+    learning_rate: float = 1e-3
     learning_rate_decay: float = 1.0
     embedding_dim: int = 64
-    max_history: int = 30
+    max_history: int = 100
     num_layers: int = 2
     num_heads: int = 2
     dropout: float = 0.2
     id_dropout: float = 0.1
-    user_id_dropout: float = 0.0
-    mask_seen: bool = False
-    item_bias: bool = False
+    user_id_dropout: float = 0.1
+    mask_seen: bool = True
+    item_bias: bool = True
     temperature: float = 0.1
     logq_strength: float = 1.0
     negatives: str = "catalogue"
@@ -110,6 +116,9 @@ class TrainConfig:
         if self.encoder_mode not in ENCODER_MODES:
             raise ValueError(f"encoder_mode {self.encoder_mode!r}: choose one of "
                              f"{', '.join(ENCODER_MODES)}")
+        if self.negatives not in NEGATIVES:
+            raise ValueError(f"negatives {self.negatives!r}: choose one of "
+                             f"{', '.join(NEGATIVES)}")
         if self.refit and not self.holdout:
             raise ValueError("refit trains on training + validation events of a held-out "
                              "split; with holdout off every event trains already")
@@ -129,9 +138,6 @@ class TrainConfig:
                              f"{self.learning_rate_decay}")
         if not 0.0 <= self.user_id_dropout < 1.0:
             raise ValueError(f"user_id_dropout must be in [0, 1), got {self.user_id_dropout}")
-        if self.negatives not in NEGATIVES:
-            raise ValueError(f"negatives {self.negatives!r}: choose one of "
-                             f"{', '.join(NEGATIVES)}")
         if not (self.use_item_ids or self.use_item_text):
             raise ValueError("use_item_ids and use_item_text are both off: items have no input")
         for name in ("epochs", "patience", "batch_size", "embedding_dim", "max_history", "num_layers",

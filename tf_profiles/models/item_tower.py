@@ -58,7 +58,10 @@ class ItemTower(tf.keras.Model):
                 tf.keras.layers.Dense(embedding_dim),
             ], name="text_projection")
             if self.use_bias:
-                self.text_bias = tf.keras.layers.Dense(1, kernel_initializer="zeros",
+                # No intercept: a shift shared by every item changes no softmax
+                # and no ranking, so its gradient is noise that Adam amplifies.
+                self.text_bias = tf.keras.layers.Dense(1, use_bias=False,
+                                                       kernel_initializer="zeros",
                                                        name="text_bias")
 
     def call(self, inputs, training=False):
