@@ -504,11 +504,16 @@ def markdown(report) -> str:
     for protocol in ("loo", "temporal", "cold-users"):
         if protocol in report:
             lines += _protocol_section(protocol, report[protocol])
+        else:
+            lines += [f"## {protocol}", "", f"Not run yet with the causal recipe: "
+                      f"`--parts {protocol}` (the per-event recipe's figures: "
+                      "quality_ml100k_per_event.md).", ""]
     if report.get("cold-items", {}).get("samples"):
         lines += _cold_items_section(report["cold-items"])
     else:
-        lines += ["## cold-items", "", "Not run yet with this protocol (5 item samples × the "
-                  "model and a text-only two-tower): `--parts cold-items`.", ""]
+        lines += ["## cold-items", "", "Not run yet with the causal recipe (5 item samples × "
+                  "the model and a text-only two-tower): `--parts cold-items` (the per-event "
+                  "recipe's figures: quality_ml100k_per_event.md).", ""]
     return "\n".join(lines)
 
 

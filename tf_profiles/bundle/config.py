@@ -63,9 +63,10 @@ class TrainConfig:
       negatives: "in-batch" or "catalogue" (see ``TwoTowerModel``; "causal"
         needs "catalogue").
 
-    The defaults of ``negatives``, ``temperature``, ``max_history``,
-    ``learning_rate`` and ``embedding_dim`` are the best trial of the search
-    on ml-100k validation (docs/benchmarks/tune_model.md).
+    The defaults of the searched values (``mask_seen``, ``item_bias``,
+    ``learning_rate``, ``dropout``, ``user_id_dropout``, ``max_history``,
+    ``temperature``, ``num_layers``, ...: docs/benchmarks/tune_model.md) are
+    the best trial of the causal recipe's search on ml-100k validation.
       use_item_ids, use_user_ids, use_item_text, use_user_text, use_history:
         which inputs the towers read (ablations; user text is the rendered
         user attributes).
@@ -85,7 +86,7 @@ class TrainConfig:
     epochs: int = 100
     patience: int = 5
     batch_size: int = 64
-    learning_rate: float = 1e-3
+    learning_rate: float = 5e-4
     learning_rate_decay: float = 1.0
     embedding_dim: int = 64
     max_history: int = 100
