@@ -496,9 +496,10 @@ def markdown(report) -> str:
     lines = [f"# Quality on MovieLens-100K ({time.strftime('%Y-%m-%d')})", "",
              f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
              "no GPU. Command: `.venv/bin/python benchmarks/quality_ml100k.py`. Everything "
-             "is chosen on validation (model: docs/benchmarks/tune_model.md; SASRec+: "
-             "tune_sasrec.md, same search and budget; epochs by early stopping; baselines: "
-             "their grids below); test is scored once. Fit times "
+             "is chosen on validation (model: docs/benchmarks/tune_model.md, "
+             f"{len(_search('model')['trials'])} trials; SASRec+: tune_sasrec.md, the same "
+             f"space, {len(_search('sasrec')['trials'])} trials; epochs by early stopping; "
+             "baselines: their grids below); test is scored once. Fit times "
              "include the per-epoch validation; some runs shared the 2 cores with other "
              "jobs, so the larger times are not the model's speed.", ""]
     for protocol in ("loo", "temporal", "cold-users"):
