@@ -84,7 +84,7 @@ class TwoTowerModel(tfrs.Model):
     capacity pushing them down.
 
     Call inputs: raw features (see :mod:`tf_profiles.features.examples`);
-    returns ``{"user_embedding": [B, D], "item_embedding": [B, D]}`` (the
+    returns ``{"user_embedding": [B, output_dim], "item_embedding": [B, output_dim]}`` (the
     latter only when ``item_id`` is given).
     """
 
