@@ -27,7 +27,7 @@ import tf_profiles  # noqa: F401
 import tensorflow as tf
 
 from tf_profiles.bundle.model_dir import ModelDir
-from tf_profiles.serving.module import ServingModule
+from tf_profiles.export.module import ServingModule
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "benchmarks" / "export_size"

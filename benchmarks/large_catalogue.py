@@ -35,9 +35,9 @@ import tf_profiles  # noqa: F401  (Keras 2 before TensorFlow)
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401  (the SavedModel's tokenizer ops)
 
-from tf_profiles.serving.catalogue import (stream_item_embeddings, stream_rows,  # noqa: E402
+from tf_profiles.export.catalogue import (stream_item_embeddings, stream_rows,  # noqa: E402
                                            stream_text_embeddings)
-from tf_profiles.serving.export import export_model  # noqa: E402
+from tf_profiles.export.versions import export_model  # noqa: E402
 from tf_profiles.text.encoder import TextEncoder  # noqa: E402
 from tf_profiles.text.render import render_item_text  # noqa: E402
 from tf_profiles.bundle.model_dir import ModelDir  # noqa: E402
@@ -323,7 +323,7 @@ def _gpu_section(n: int, d: int):
         "`--float16` computes the towers in float16 but indexes float32 outputs); halves "
         "the index's memory and read traffic (128 MB at 1M × 64) at the price of reordering "
         "near-ties.",
-        "- **Sharding the catalogue** (implemented: `tf_profiles.serving.shards`, "
+        "- **Sharding the catalogue** (implemented: `tf_profiles.export.shards`, "
         "`tf_profiles.serving.sharded_client.ShardedClient`; serving/README.md): S "
         "index-only servables, each a BruteForce index over 1/S of the items (ids and "
         "vectors, no towers, no text table) with one `top_k` signature, one TF Serving "

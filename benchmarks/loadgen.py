@@ -1,6 +1,6 @@
 """Load and malformed-request drivers for a PredictionService endpoint.
 
-The load test (tests/serving/test_server_load.py) and the load benchmark
+The load test (tests/devserver/test_server_load.py) and the load benchmark
 (benchmarks/serving_load.py) drive a server through the same requests from
 here, so the published figures come from what the tests check. A test and
 benchmark driver, not library code: it lives beside the benchmarks.

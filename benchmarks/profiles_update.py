@@ -28,7 +28,7 @@ from tf_profiles.data.loaders import load_items, load_users
 from tf_profiles.data.movielens import convert_ml100k
 from tf_profiles.profiles.builder import ProfileBuilder
 from tf_profiles.profiles.refresh import refresh_profiles
-from tf_profiles.serving.export import export_model
+from tf_profiles.export.versions import export_model
 from tf_profiles.store.ingest import ingest_file
 from tf_profiles.store.store import ProfileStore
 

@@ -35,7 +35,7 @@ import tensorflow_text  # noqa: F401
 from tf_profiles.features.spec import (HISTORY, ITEM_EMBEDDING, LOOKUP_PROFILES,
                                        SERVING_DEFAULT, USER_ID, USER_TEXT)
 from tf_profiles.serving.client import ServingClient
-from tf_profiles.serving.export import export_model
+from tf_profiles.export.versions import export_model
 from tf_profiles.text.encoder import TextEncoder
 from tf_profiles.bundle.model_dir import ModelDir
 

@@ -32,9 +32,9 @@ import numpy as np
 import tf_profiles  # noqa: F401  (Keras 2 before TensorFlow)
 
 from tf_profiles.serving.client import ServingClient  # noqa: E402
-from tf_profiles.serving.export import export_model  # noqa: E402
+from tf_profiles.export.versions import export_model  # noqa: E402
 from tf_profiles.serving.sharded_client import ShardedClient  # noqa: E402
-from tf_profiles.serving.shards import export_shards, shard_name, write_shards_config  # noqa: E402
+from tf_profiles.export.shards import export_shards, shard_name, write_shards_config  # noqa: E402
 from tf_profiles.bundle.model_dir import ModelDir  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,7 +19,7 @@ MiniLM. For each:
   an English and a Chinese query end to end.
 
 Scores are ``model.user_embedding`` · ``model.item_embedding``: the
-computation ``serving_default`` runs (tests/serving/test_request_text.py
+computation ``serving_default`` runs (tests/export/test_request_text.py
 checks that the export answers the same).
 
     .venv/bin/python benchmarks/text_intent.py [--fractions 0.2] [--seeds 0]
@@ -56,7 +56,7 @@ from tf_profiles.evaluation.metrics import per_row_metrics, wilcoxon_signed_rank
 from tf_profiles.evaluation.protocol import eval_rows  # noqa: E402
 from tf_profiles.features import spec  # noqa: E402
 from tf_profiles.models.ranking import exclude, top_k  # noqa: E402
-from tf_profiles.serving.export import export_model  # noqa: E402
+from tf_profiles.export.versions import export_model  # noqa: E402
 from tf_profiles.training.trainer import train  # noqa: E402
 
 # Genre → (a query naming it, a paraphrase without the genre word).

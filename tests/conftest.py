@@ -10,6 +10,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tf_profiles  # noqa: E402,F401  (Keras 2 before TensorFlow)
 
 import json  # noqa: E402
+import shutil  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -131,7 +132,9 @@ def every_export_passes_the_static_serving_check():
     static check), so no test can pass on an export TF Serving would refuse."""
     import tensorflow as tf
 
-    from tf_profiles.serving import compat, export, shards
+    from tf_profiles.compat import check as compat
+    from tf_profiles.export import shards
+    from tf_profiles.export import versions as export
 
     defs = compat.op_defs(tf.__version__, log=lambda _: None)
     write_version = export.write_version
@@ -145,3 +148,21 @@ def every_export_passes_the_static_serving_check():
         for owner in (export, shards):
             patch.setattr(owner, "write_version", checked)
         yield
+
+
+@pytest.fixture(scope="session")
+def exported(trained_model, tmp_path_factory):
+    """(export base, version folder) of the tiny model, k=5."""
+    from tf_profiles.export.versions import export_model
+
+    base = tmp_path_factory.mktemp("saved_models") / "tiny"
+    version = export_model(trained_model, base, k=5, max_batch_size=64, log=lambda _: None)
+    return base, version
+
+
+@pytest.fixture()
+def fresh_base(exported, tmp_path):
+    """A private copy of the export base, for tests that add versions."""
+    base = tmp_path / "tiny"
+    shutil.copytree(exported[0], base)
+    return base

@@ -128,3 +128,43 @@ def test_real_minilm_on_an_ml100k_slice_end_to_end(ml100k_slice, tmp_path, capsy
     ours = report["metrics"]["tf_profiles (this model)"]
     # Trained for ten (short, causal) epochs on 150 users it must still beat popularity.
     assert ours["Recall@50"] > report["metrics"]["MostPop"]["Recall@50"]
+
+
+_LOADED_AFTER = """
+import json, sys
+from tf_profiles.cli import build_parser, main
+build_parser().format_help()
+codes = [main(argv) for argv in json.loads(sys.argv[1])]
+print(json.dumps({"codes": codes, "tensorflow": "tensorflow" in sys.modules}))
+"""
+
+
+def test_help_and_store_commands_start_without_tensorflow(tmp_path, tiny_data):
+    store = str(tmp_path / "p.db")
+    commands = [["ingest", str(tiny_data["interactions"]), "--store", store,
+                 "--items", str(tiny_data["items"])],
+                ["delete-user", "u1", "--store", store],
+                ["profile", "show", "u2", "--store", store, "--png", str(tmp_path / "u2.png")]]
+    done = subprocess.run([sys.executable, "-c", _LOADED_AFTER, json.dumps(commands)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"codes": [0, 0, 0], "tensorflow": False}
+
+
+def test_a_bug_keeps_its_traceback_and_a_user_error_is_one_line(tmp_path, monkeypatch, capsys):
+    from tf_profiles import cli
+
+    monkeypatch.setattr(cli, "_delete_user", lambda args: {}["a bug"])
+    with pytest.raises(KeyError):
+        main(["delete-user", "u1", "--store", str(tmp_path / "p.db")])
+    assert main(["profile", "show", "nobody", "--store", str(tmp_path / "p.db")]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_version_and_defaults_in_help(capsys):
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("tf-profiles 0.1.0")
+    with pytest.raises(SystemExit):
+        main(["serve", "--help"])
+    assert "(default: 8500)" in capsys.readouterr().out

@@ -41,3 +41,30 @@ if _tensorflow_already_uses_keras3():
     )
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
+
+
+def load_tensorflow_quietly():
+    """Imports TensorFlow for a command line that shows only its own output.
+
+    TensorFlow's start-up lines (oneDNN notes, CPU features, CUDA stubs) are
+    logged before absl's logging is initialised, so ``TF_CPP_MIN_LOG_LEVEL``
+    does not hold them back: stderr (file descriptor 2) points at /dev/null
+    while TensorFlow loads. Later C++ lines (a failed cuInit on a machine
+    without a GPU) obey level 3. Devices are not created here: a multi-worker
+    strategy must configure them first. Its Python loggers are set to errors
+    only. A Python exception still raises normally.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    import absl.logging
+
+    tf.get_logger().setLevel("ERROR")
+    absl.logging.set_verbosity(absl.logging.ERROR)

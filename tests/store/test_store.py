@@ -211,3 +211,24 @@ def test_non_utf8_csv_is_refused_whole_with_its_line_and_nothing_stored(store, t
     with pytest.raises(DataError, match=r"events.csv, line 3: not UTF-8 text"):
         ingest_file(store, events)
     assert store.count_events() == 0
+
+
+_OPEN_AT = """
+import sys, time
+from tf_profiles.store.store import ProfileStore
+start = float(sys.argv[2])
+time.sleep(max(0.0, start - time.time()))
+with ProfileStore(sys.argv[1]) as store:
+    print(store.schema_version)
+"""
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
+    for trial in range(3):
+        path, start = tmp_path / f"new-{trial}.db", time.time() + 5
+        opened = [subprocess.Popen([sys.executable, "-c", _OPEN_AT, str(path), str(start)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                  for _ in range(6)]
+        answers = [process.communicate(timeout=120) for process in opened]
+        assert [process.returncode for process in opened] == [0] * 6, answers
+        assert {out.strip() for out, _ in answers} == {str(len(MIGRATIONS))}

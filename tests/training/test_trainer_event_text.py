@@ -59,8 +59,8 @@ def test_profiles_cite_the_users_words(texted_model):
 
 
 def test_the_export_serves_the_sentiment_head(texted_model, tmp_path):
-    from tf_profiles.serving.compat import load_servable
-    from tf_profiles.serving.export import export_model
+    from tf_profiles.compat.check import load_servable
+    from tf_profiles.export.versions import export_model
 
     model_dir, _, cache = texted_model
     version = export_model(model_dir.path, tmp_path / "texted", version=1, k=5,

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from tf_profiles.errors import UserError
 from tf_profiles.models.two_tower import NEGATIVES
 
 ENCODER_MODES = ("frozen", "finetune")
@@ -115,42 +116,42 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.encoder_mode not in ENCODER_MODES:
-            raise ValueError(f"encoder_mode {self.encoder_mode!r}: choose one of "
-                             f"{', '.join(ENCODER_MODES)}")
+            raise UserError(f"encoder_mode {self.encoder_mode!r}: choose one of "
+                            f"{', '.join(ENCODER_MODES)}")
         if self.negatives not in NEGATIVES:
-            raise ValueError(f"negatives {self.negatives!r}: choose one of "
-                             f"{', '.join(NEGATIVES)}")
+            raise UserError(f"negatives {self.negatives!r}: choose one of "
+                            f"{', '.join(NEGATIVES)}")
         if self.refit and not self.holdout:
-            raise ValueError("refit trains on training + validation events of a held-out "
-                             "split; with holdout off every event trains already")
+            raise UserError("refit trains on training + validation events of a held-out "
+                            "split; with holdout off every event trains already")
         if not 0.0 < self.period < 0.5 or self.periods_back < 0:
-            raise ValueError(f"period must be in (0, 0.5) and periods_back ≥ 0, got "
-                             f"{self.period} and {self.periods_back}")
+            raise UserError(f"period must be in (0, 0.5) and periods_back ≥ 0, got "
+                            f"{self.period} and {self.periods_back}")
         if self.recipe not in RECIPES:
-            raise ValueError(f"recipe {self.recipe!r}: choose one of {', '.join(RECIPES)}")
+            raise UserError(f"recipe {self.recipe!r}: choose one of {', '.join(RECIPES)}")
         if self.recipe == "causal" and self.negatives != "catalogue":
-            raise ValueError("recipe 'causal' scores every position against the whole "
-                             "catalogue: negatives must be 'catalogue'")
+            raise UserError("recipe 'causal' scores every position against the whole "
+                            "catalogue: negatives must be 'catalogue'")
         if self.recipe == "causal" and self.query_fraction:
-            raise ValueError("query_fraction needs recipe 'per-event': a pseudo-query names "
-                             "one target event, a causal example has one per position")
+            raise UserError("query_fraction needs recipe 'per-event': a pseudo-query names "
+                            "one target event, a causal example has one per position")
         if not 0.0 < self.learning_rate_decay <= 1.0:
-            raise ValueError(f"learning_rate_decay must be in (0, 1], got "
-                             f"{self.learning_rate_decay}")
+            raise UserError(f"learning_rate_decay must be in (0, 1], got "
+                            f"{self.learning_rate_decay}")
         if not 0.0 <= self.user_id_dropout < 1.0:
-            raise ValueError(f"user_id_dropout must be in [0, 1), got {self.user_id_dropout}")
+            raise UserError(f"user_id_dropout must be in [0, 1), got {self.user_id_dropout}")
         if not (self.use_item_ids or self.use_item_text):
-            raise ValueError("use_item_ids and use_item_text are both off: items have no input")
+            raise UserError("use_item_ids and use_item_text are both off: items have no input")
         for name in ("epochs", "patience", "batch_size", "embedding_dim", "max_history", "num_layers",
                      "num_heads", "text_max_length"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+                raise UserError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.embedding_dim % self.num_heads:
-            raise ValueError(f"embedding_dim {self.embedding_dim} is not divisible by "
-                             f"num_heads {self.num_heads}")
+            raise UserError(f"embedding_dim {self.embedding_dim} is not divisible by "
+                            f"num_heads {self.num_heads}")
         if not 0.0 <= self.query_fraction <= 1.0:
-            raise ValueError(f"query_fraction must be in [0, 1] (a share of the training "
-                             f"examples), got {self.query_fraction}")
+            raise UserError(f"query_fraction must be in [0, 1] (a share of the training "
+                            f"examples), got {self.query_fraction}")
 
     @classmethod
     def from_file(cls, path, **overrides) -> "TrainConfig":
@@ -159,14 +160,14 @@ class TrainConfig:
         try:
             values = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise ValueError(f"{path}: cannot read training config: {error}") from error
+            raise UserError(f"{path}: cannot read training config: {error}") from error
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: the config must be a JSON object")
+            raise UserError(f"{path}: the config must be a JSON object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown config key(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(sorted(known))}")
+            raise UserError(f"{path}: unknown config key(s) {', '.join(unknown)}; "
+                            f"known: {', '.join(sorted(known))}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 

@@ -25,6 +25,7 @@ import pandas as pd
 from tf_profiles.bundle.config import TrainConfig
 from tf_profiles.data.loaders import Dataset
 from tf_profiles.data.splits import Split
+from tf_profiles.errors import UserError
 from tf_profiles.text.cache import embed_texts
 from tf_profiles.text.encoder import TextEncoder
 from tf_profiles.text.render import render_item_text, render_user_text
@@ -107,8 +108,8 @@ class ModelDir:
         missing = [p.name for p in (self.config_file, self.model_file, self.split_dir,
                                     self.catalogue_dir) if not p.exists()]
         if missing:
-            raise ValueError(f"{self.path} is not a trained model folder (written by "
-                             f"`tf-profiles train`): missing {', '.join(missing)}")
+            raise UserError(f"{self.path} is not a trained model folder (written by "
+                            f"`tf-profiles train`): missing {', '.join(missing)}")
 
     def config(self) -> TrainConfig:
         return TrainConfig(**json.loads(self.config_file.read_text()))

@@ -12,6 +12,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import pandas as pd
 
 from tf_profiles.data import schema
+from tf_profiles.errors import UserError
 
 
 # Counted in ``Dataset.skipped`` with the dropped rows, but the row is kept
@@ -20,7 +21,7 @@ TEXT_TRUNCATED = "text truncated"
 KEPT_ROW_REASONS = (TEXT_TRUNCATED,)
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """An input file is missing, empty or holds a bad value.
 
     Attributes:

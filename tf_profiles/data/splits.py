@@ -17,6 +17,8 @@ from typing import List, Optional
 import numpy as np
 import pandas as pd
 
+from tf_profiles.errors import UserError
+
 PROTOCOLS = ("loo", "temporal", "cold-items", "cold-users")
 
 _EVENT_KEY = ["user_id", "item_id", "timestamp"]
@@ -151,14 +153,14 @@ def temporal(interactions: pd.DataFrame, test_fraction: float = 0.1,
         summing to 1 or more.
     """
     if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise UserError(f"test_fraction must be in (0, 1), got {test_fraction}")
     if not 0 <= valid_fraction < 1 or test_fraction + valid_fraction >= 1:
-        raise ValueError(f"valid_fraction must be in [0, 1 - test_fraction), got "
-                         f"{valid_fraction} with test_fraction {test_fraction}")
+        raise UserError(f"valid_fraction must be in [0, 1 - test_fraction), got "
+                        f"{valid_fraction} with test_fraction {test_fraction}")
     if periods_back < 0 or (periods_back + 1) * test_fraction + valid_fraction >= 1:
-        raise ValueError(f"periods_back must be ≥ 0 and leave training events, got "
-                         f"{periods_back} with test_fraction {test_fraction} and "
-                         f"valid_fraction {valid_fraction}")
+        raise UserError(f"periods_back must be ≥ 0 and leave training events, got "
+                        f"{periods_back} with test_fraction {test_fraction} and "
+                        f"valid_fraction {valid_fraction}")
     events = order_events(interactions, seed)
     if periods_back:
         times = events["timestamp"].to_numpy()
@@ -230,7 +232,7 @@ def make_split(protocol: str, interactions: pd.DataFrame, seed: int = 0,
       ValueError: ``protocol`` is not one of PROTOCOLS.
     """
     if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
+        raise UserError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     if not holdout:
         events = order_events(interactions, seed)
         return Split(protocol, events, events.iloc[:0], events.iloc[:0],

@@ -5,6 +5,7 @@ from typing import Dict, List
 import numpy as np
 import pandas as pd
 
+from tf_profiles.errors import UserError
 from tf_profiles.features.examples import latest_histories
 from tf_profiles.data.splits import Split
 
@@ -61,8 +62,8 @@ def eval_rows(split: Split, stage: str, max_history: int) -> EvalRows:
                           indicator=True)
         held = held[held["_merge"] == "left_only"]
     if held.empty:
-        raise ValueError(f"the {split.protocol} split has no {stage} events to rank (a model "
-                         f"trained with holdout none holds nothing out)")
+        raise UserError(f"the {split.protocol} split has no {stage} events to rank (a model "
+                        f"trained with holdout none holds nothing out)")
     users = np.array(sorted(held["user_id"].unique()), dtype=object)
     targets_by_user = held.groupby("user_id")["item_id"].agg(list)
     seen_by_user = known[known["item_id"].isin(column)].groupby("user_id")["item_id"].agg(list)

@@ -31,6 +31,7 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 
 from tf_profiles.data.splits import Split, leave_one_out
+from tf_profiles.errors import UserError
 from tf_profiles.evaluation import baselines
 from tf_profiles.evaluation.baselines import trained
 from tf_profiles.evaluation.metrics import ranking_metrics
@@ -128,7 +129,7 @@ def masked_metrics(scores: np.ndarray, rows: EvalRows) -> Dict[str, float]:
 
 def _baseline(name: str) -> Baseline:
     if name not in REGISTRY:
-        raise ValueError(f"unknown baseline {name!r}; choose one of {', '.join(REGISTRY)}")
+        raise UserError(f"unknown baseline {name!r}; choose one of {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
 

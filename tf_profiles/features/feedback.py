@@ -12,13 +12,11 @@ from typing import Callable, Sequence, Tuple
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data.schema import EVENT_TEXT
+from tf_profiles.data.schema import EVENT_TEXT, RATING_SCALE
 from tf_profiles.text.sentiment import feedback_rating, score_texts
 
-# The stars scale the user tower and interests read ratings on (the tower
-# divides by 5); a fixed scale keeps a text's rating the same whichever
-# events it is filled among.
-DEFAULT_SCALE = (1.0, 5.0)
+# A fixed scale keeps a text's rating the same whichever events it is filled among.
+DEFAULT_SCALE = RATING_SCALE
 
 
 def needs_text_feedback(events: pd.DataFrame) -> np.ndarray:

@@ -98,6 +98,7 @@ class Preprocessor(tf.keras.layers.Layer):
         # Set by known_texts() for one block only; object.__setattr__ keeps
         # Keras from tracking it, so it is never saved with the model.
         object.__setattr__(self, "_known_texts", None)
+        object.__setattr__(self, "_tracing_generation", 0)
         self.built = True
 
     # === State ===
@@ -180,10 +181,18 @@ class Preprocessor(tf.keras.layers.Layer):
         rows = tf.constant(np.concatenate([np.zeros((1, self.text_dim), np.float32), vectors]))
         previous = self._known_texts
         object.__setattr__(self, "_known_texts", (table, rows))
+        object.__setattr__(self, "_tracing_generation", self._tracing_generation + 1)
         try:
             yield self
         finally:
             object.__setattr__(self, "_known_texts", previous)
+            object.__setattr__(self, "_tracing_generation", self._tracing_generation + 1)
+
+    @property
+    def tracing_generation(self) -> int:
+        """Changes whenever functions traced before must not be reused (entering
+        or leaving :meth:`known_texts`): a key for caches of traced functions."""
+        return self._tracing_generation
 
     # === Features ===
 

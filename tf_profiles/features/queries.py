@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from tf_profiles.data.schema import TAG_SEPARATOR
+from tf_profiles.errors import UserError
 from tf_profiles.features import spec
 
 # "{tags}": one tag, or two joined by "and" ("comedy and romance").
@@ -111,7 +112,7 @@ def pseudo_queries(item_ids: Sequence[str], items: pd.DataFrame, fraction: float
       ['something like alien', 'sci-fi please', 'something sci-fi']
     """
     if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"query fraction must be in [0, 1], got {fraction}")
+        raise UserError(f"query fraction must be in [0, 1], got {fraction}")
     words = item_query_words(items)
     rng = np.random.default_rng(seed)
     item_ids = [str(i) for i in item_ids]

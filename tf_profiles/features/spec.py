@@ -55,6 +55,10 @@ SIGNATURE_OUTPUTS: Dict[str, tuple] = {
     TEXT_SENTIMENT: ("positive_probability",),
 }
 SIGNATURES = tuple(SIGNATURE_INPUTS)
+# A shard version (export/shards.py) serves one signature: the top-k of its
+# items for a batch of user vectors.
+TOP_K = "top_k"
+QUERY = "query"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """User tower: the profile vector from ID, text and the ordered recent history."""
 import tensorflow as tf
 
+from tf_profiles.data.schema import RATING_SCALE
 from tf_profiles.features import spec
 
 
@@ -113,7 +114,8 @@ class UserTower(tf.keras.Model):
             position = tf.cumsum(mask_float, axis=1, reverse=True) - 1.0
         position = tf.cast(tf.clip_by_value(position, 0.0, self.max_history - 1.0), tf.int32)
         rating_features = tf.stack(
-            [tf.cast(rating, history.dtype) / 5.0, tf.cast(rating > 0, history.dtype)], -1)
+            [tf.cast(rating, history.dtype) / RATING_SCALE[1],
+             tf.cast(rating > 0, history.dtype)], -1)
         states = self.input_norm(history + self.position_embedding(position)
                                  + self.rating_projection(rating_features))
         states *= mask_float[..., tf.newaxis]

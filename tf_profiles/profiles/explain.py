@@ -11,6 +11,7 @@ from typing import List, Tuple
 import numpy as np
 
 from tf_profiles.data.schema import TAG_SEPARATOR
+from tf_profiles.errors import UserError
 from tf_profiles.models.ranking import exclude
 from tf_profiles.profiles.builder import ProfileBuilder
 from tf_profiles.store.store import ProfileStore
@@ -73,7 +74,7 @@ def explain(builder: ProfileBuilder, store: ProfileStore, user_id: str, item_id:
     events = store.events([user_id])
     (row,) = builder.item_rows([item_id])
     if row < 0:
-        raise ValueError(f"item {item_id!r} is not in the catalogue of the model or {store.path}")
+        raise UserError(f"item {item_id!r} is not in the catalogue of the model or {store.path}")
     profile = builder.build(events, [user_id], store.user_attributes([user_id]))
     items = builder.item_embeddings()
     scores = items @ profile["embedding"][0]

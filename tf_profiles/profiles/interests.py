@@ -12,13 +12,15 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from tf_profiles.data.schema import TAG_SEPARATOR
+from tf_profiles.data.schema import RATING_SCALE, TAG_SEPARATOR
+from tf_profiles.errors import UserError
 from tf_profiles.profiles.phrases import mine_phrases
 
 SECONDS_PER_DAY = 86_400
 
 
-def rating_signal(ratings: pd.Series, low: float = 1.0, high: float = 5.0) -> pd.Series:
+def rating_signal(ratings: pd.Series, low: float = RATING_SCALE[0],
+                  high: float = RATING_SCALE[1]) -> pd.Series:
     """Maps explicit ratings to [-1, 1] around the scale's lower-middle.
 
     On 1–5: 1★ → -0.6, 2★ → -0.2, 3★ → 0.2, 4★ → 0.6, 5★ → 1. A missing
@@ -46,7 +48,7 @@ def interest_weights(events: pd.DataFrame, items: pd.DataFrame,
       events carry no positive tag have no rows.
     """
     if half_life_days <= 0:
-        raise ValueError(f"half_life_days must be > 0, got {half_life_days}")
+        raise UserError(f"half_life_days must be > 0, got {half_life_days}")
     if events.empty:
         return pd.DataFrame(columns=["user_id", "tag", "weight", "rank"])
     as_of = int(events["timestamp"].max()) if as_of is None else as_of

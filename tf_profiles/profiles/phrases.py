@@ -39,15 +39,17 @@ Example:
 import dataclasses
 import re
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
 
 from tf_profiles.data.schema import TAG_SEPARATOR
-from tf_profiles.text.cache import embed_texts
-from tf_profiles.text.encoder import TextEncoder
+from tf_profiles.errors import UserError
 from tf_profiles.text.render import render_item_text
+
+if TYPE_CHECKING:
+    from tf_profiles.text.encoder import TextEncoder
 
 # English function words, plus the articles and prepositions of the other
 # languages common in film titles ("Cité des enfants perdus, La"). Roman
@@ -159,7 +161,7 @@ def candidate_phrases(texts: Iterable[str], ngram_range: Tuple[int, int] = NGRAM
     return sorted(gram for gram, count in counts.items() if count >= min_items)
 
 
-def mine_phrases(items: pd.DataFrame, encoder: TextEncoder, cache_dir: Optional[Path] = None,
+def mine_phrases(items: pd.DataFrame, encoder: "TextEncoder", cache_dir: Optional[Path] = None,
                  per_item: int = 3, min_items: int = 2,
                  ngram_range: Tuple[int, int] = NGRAM_RANGE, diversity: float = 0.3,
                  labels: Optional[Sequence[str]] = None, center: bool = True) -> MinedPhrases:
@@ -197,7 +199,7 @@ def mine_phrases(items: pd.DataFrame, encoder: TextEncoder, cache_dir: Optional[
     _check_mining(ngram_range, min_items, per_item, diversity)
     missing = [column for column in ("item_id", "title") if column not in items.columns]
     if missing:
-        raise ValueError(f"items lack column(s) {', '.join(missing)}")
+        raise UserError(f"items lack column(s) {', '.join(missing)}")
     records = items.to_dict("records")
     texts = [item_phrase_text(item) for item in records]
     if labels is None:
@@ -214,6 +216,9 @@ def mine_phrases(items: pd.DataFrame, encoder: TextEncoder, cache_dir: Optional[
         source = "labels"
         candidates = _check_labels(labels)
         allowed = None
+    # Here, not at the top: reading stored profiles (profile show) needs no TensorFlow.
+    from tf_profiles.text.cache import embed_texts
+
     item_vectors = _unit(embed_texts(texts, encoder, cache_dir))
     phrase_vectors = _unit(embed_texts(candidates, encoder, cache_dir))
     if allowed is None:
@@ -266,27 +271,27 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 def _check_mining(ngram_range, min_items, per_item, diversity):
     if (len(tuple(ngram_range)) != 2 or not all(isinstance(n, int) for n in ngram_range)
             or not 1 <= ngram_range[0] <= ngram_range[1]):
-        raise ValueError(f"ngram_range must be (low, high) with 1 <= low <= high, "
-                         f"got {ngram_range!r}")
+        raise UserError(f"ngram_range must be (low, high) with 1 <= low <= high, "
+                        f"got {ngram_range!r}")
     if not isinstance(min_items, int) or min_items < 1:
-        raise ValueError(f"min_items must be an int >= 1, got {min_items!r}")
+        raise UserError(f"min_items must be an int >= 1, got {min_items!r}")
     if not isinstance(per_item, int) or per_item < 1:
-        raise ValueError(f"per_item must be an int >= 1, got {per_item!r}")
+        raise UserError(f"per_item must be an int >= 1, got {per_item!r}")
     if not 0.0 <= diversity <= 1.0:
-        raise ValueError(f"diversity must be in [0, 1], got {diversity!r}")
+        raise UserError(f"diversity must be in [0, 1], got {diversity!r}")
 
 
 def _check_labels(labels: Sequence[str]) -> List[str]:
     if isinstance(labels, str):
-        raise ValueError("labels must be a list of strings, not one string")
+        raise UserError("labels must be a list of strings, not one string")
     cleaned = []
     for index, label in enumerate(labels):
         if not isinstance(label, str) or not label.strip():
-            raise ValueError(f"labels[{index}] is empty or not a string: {label!r}")
+            raise UserError(f"labels[{index}] is empty or not a string: {label!r}")
         if TAG_SEPARATOR in label:
-            raise ValueError(f"labels[{index}] {label!r} holds the tag separator "
-                             f"{TAG_SEPARATOR!r}")
+            raise UserError(f"labels[{index}] {label!r} holds the tag separator "
+                            f"{TAG_SEPARATOR!r}")
         cleaned.append(" ".join(label.split()))
     if not cleaned:
-        raise ValueError("labels is empty: give at least one candidate label")
+        raise UserError("labels is empty: give at least one candidate label")
     return sorted(set(cleaned))

@@ -16,6 +16,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2,
                                      model_service_pb2_grpc, prediction_service_pb2_grpc)
 
+from tf_profiles.errors import UserError
 from tf_profiles.features.history import pad_left
 from tf_profiles.features.spec import (HISTORY, ITEM_EMBEDDING, ITEM_ID, ITEM_TEXT,
                                        LOOKUP_PROFILES, PADDING_ID, SERVING_DEFAULT,
@@ -48,9 +49,9 @@ class ServingClient:
                  max_batch_size: int = 256, max_workers: int = 4, max_retries: int = 3,
                  backoff_seconds: float = 0.1, protocol: str = "grpc"):
         if version is not None and version_label:
-            raise ValueError("pin a version or a version label, not both")
+            raise UserError("pin a version or a version label, not both")
         if protocol not in ("grpc", "rest"):
-            raise ValueError(f'protocol is "grpc" or "rest", not {protocol!r}')
+            raise UserError(f'protocol is "grpc" or "rest", not {protocol!r}')
         self.model_name, self.version, self.version_label = model_name, version, version_label
         self.timeout, self.max_batch_size = timeout, max_batch_size
         self.max_retries, self.backoff_seconds = max_retries, backoff_seconds
@@ -100,7 +101,7 @@ class ServingClient:
         """Splits rows into chunks of ``max_batch_size``, sent concurrently, joined in order."""
         rows = len(next(iter(inputs.values())))
         if rows == 0:
-            raise ValueError("no rows to send")
+            raise UserError("no rows to send")
         starts = range(0, rows, self.max_batch_size)
         chunks = [{k: v[s:s + self.max_batch_size] for k, v in inputs.items()} for s in starts]
         results = list(self._pool.map(lambda chunk: self.predict(signature, chunk), chunks))
@@ -135,8 +136,8 @@ class ServingClient:
         histories = histories if histories is not None else [[] for _ in user_ids]
         user_texts = user_texts if user_texts is not None else [""] * len(user_ids)
         if not len(histories) == len(user_texts) == len(user_ids):
-            raise ValueError(f"{len(user_ids)} user ids, {len(histories)} histories and "
-                             f"{len(user_texts)} texts: one of each per user")
+            raise UserError(f"{len(user_ids)} user ids, {len(histories)} histories and "
+                            f"{len(user_texts)} texts: one of each per user")
         return {USER_ID: np.array([u.encode() for u in user_ids], dtype=object),
                 HISTORY: pad_left([[str(i).encode() for i in items] for items in histories],
                                   fill=PADDING_ID.encode()),

@@ -10,10 +10,10 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from tf_profiles.features.spec import USER_EMBEDDING
+from tf_profiles.errors import UserError
+from tf_profiles.features.spec import QUERY, TOP_K, USER_EMBEDDING
 from tf_profiles.models.ranking import top_k
 from tf_profiles.serving.client import ServingClient
-from tf_profiles.serving.shards import QUERY, TOP_K
 
 
 class ShardedClient:
@@ -38,7 +38,7 @@ class ShardedClient:
     def __init__(self, target: str, model_name: str, shard_names: Sequence[str], k: int = 10,
                  shard_target: Optional[str] = None, **options):
         if not shard_names:
-            raise ValueError("no shard names: a sharded client needs at least one shard")
+            raise UserError("no shard names: a sharded client needs at least one shard")
         self.k = int(k)
         self.main = ServingClient(target, model_name, **options)
         shard_options = {key: value for key, value in options.items()

@@ -14,6 +14,8 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
+from tf_profiles.errors import UserError
+
 # Each entry moves the schema from version i to i + 1; never edit a shipped one.
 MIGRATIONS: List[str] = [
     """
@@ -106,13 +108,28 @@ class ProfileStore:
     def __init__(self, path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.connection = sqlite3.connect(self.path, isolation_level=None)
-        self.connection.execute("PRAGMA journal_mode=WAL")
+        # timeout: how long a statement waits for another process's lock.
+        self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._use_wal()
         self.connection.execute("PRAGMA foreign_keys=ON")
         # WAL + NORMAL: a committed transaction survives a killed process
         # (only an OS crash may lose the last ones).
         self.connection.execute("PRAGMA synchronous=NORMAL")
         self._migrate()
+
+    def _use_wal(self):
+        # Switching a new file to WAL needs it alone for a moment, and SQLite
+        # answers "locked" at once there instead of waiting out the busy
+        # timeout: a process opening it beside others tries again.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.connection.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self):
         self.connection.close()
@@ -128,17 +145,19 @@ class ProfileStore:
         return self.connection.execute("PRAGMA user_version").fetchone()[0]
 
     def _migrate(self):
-        version = self.schema_version
-        if version > len(MIGRATIONS):
-            raise ValueError(f"{self.path}: schema version {version} is newer than this "
-                             f"tf_profiles knows ({len(MIGRATIONS)}); upgrade tf_profiles")
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
+        # The version is read under the write lock (BEGIN IMMEDIATE): two
+        # processes opening a new file at once would otherwise both migrate it.
+        with self.transaction():
+            version = self.schema_version
+            if version > len(MIGRATIONS):
+                raise UserError(f"{self.path}: schema version {version} is newer than this "
+                                f"tf_profiles knows ({len(MIGRATIONS)}); upgrade tf_profiles")
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in _statements(script):
                     try:
                         self.connection.execute(statement)
                     except sqlite3.OperationalError as error:
-                        raise ValueError(
+                        raise UserError(
                             f"{self.path}: cannot migrate to schema version {number} with "
                             f"SQLite {sqlite3.sqlite_version}: {error} in {statement!r}"
                         ) from error
@@ -173,7 +192,7 @@ class ProfileStore:
             "SELECT EXISTS (SELECT 1 FROM users WHERE user_id = ?) "
             "OR EXISTS (SELECT 1 FROM events WHERE user_id = ?)", (user_id, user_id)).fetchone()[0]
         if not known:
-            raise ValueError(f"user {user_id!r} has no events or attributes in {self.path}")
+            raise UserError(f"user {user_id!r} has no events or attributes in {self.path}")
 
     def known_items(self) -> set:
         return {row[0] for row in self.connection.execute("SELECT item_id FROM items")}
@@ -260,13 +279,17 @@ class ProfileStore:
         with self.transaction():
             self._mark_everyone_stale()
 
+    def profile_model(self) -> Optional[str]:
+        """The key of the model the stored profiles are computed by (None: none yet)."""
+        row = self.connection.execute(
+            "SELECT value FROM settings WHERE name = 'profile_model'").fetchone()
+        return None if row is None else row[0]
+
     def use_model(self, model_key: str):
         """Records that profiles are now computed by ``model_key``; on a change of
         model every user is marked stale, in the same transaction."""
         with self.transaction():
-            row = self.connection.execute(
-                "SELECT value FROM settings WHERE name = 'profile_model'").fetchone()
-            if row is None or row[0] != model_key:
+            if self.profile_model() != model_key:
                 self._mark_everyone_stale()
                 self.connection.execute(
                     "INSERT OR REPLACE INTO settings VALUES ('profile_model', ?)", (model_key,))

@@ -13,8 +13,10 @@ import transformers
 from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 from transformers.modeling_tf_utils import load_tf_weights
 
+from tf_profiles.errors import UserError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError):
     """A BERT checkpoint folder is missing a file or holds an unusable one."""
 
 
@@ -110,7 +112,7 @@ class TextEncoder(tf.keras.layers.Layer):
         main_layer = self.bert.bert
         num_layers = len(main_layer.encoder.layer)
         if not 0 <= self.trainable_layers <= num_layers:
-            raise ValueError(
+            raise UserError(
                 f"trainable_layers={self.trainable_layers} is outside 0..{num_layers} "
                 "(the encoder's number of layers)")
         main_layer.embeddings.trainable = False

@@ -17,6 +17,8 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tf_profiles.data.schema import RATING_SCALE
+
 
 # === Layer ===
 
@@ -214,7 +216,7 @@ def sentiment_scores(head: SentimentHead, embeddings, batch_size: int = 4096) ->
                                np.float32)
 
 
-def feedback_rating(probability, low: float = 1.0, high: float = 5.0):
+def feedback_rating(probability, low: float = RATING_SCALE[0], high: float = RATING_SCALE[1]):
     """Maps P(positive) to the rating scale, linearly: 0 → ``low``, 1 → ``high``.
 
     So "I hated it" (p ≈ 0) weighs like a 1-star rating and "loved it" like a

@@ -19,6 +19,8 @@ from typing import List
 
 import tensorflow as tf
 
+from tf_profiles.errors import UserError
+
 STRATEGIES = ("default", "mirrored", "multi-worker")
 
 
@@ -39,7 +41,7 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     if name == "multi-worker":
         _check_tf_config(os.environ.get("TF_CONFIG"))
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+    raise UserError(f"strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
 
 
 def _check_tf_config(text):
@@ -47,18 +49,18 @@ def _check_tf_config(text):
     # local worker: every "worker" of a misconfigured cluster would train
     # alone and write the same model folder.
     if not text:
-        raise ValueError("strategy 'multi-worker' needs the TF_CONFIG environment variable "
-                         "(the cluster's workers and this process's task); see "
-                         "docs/distributed_training.md")
+        raise UserError("strategy 'multi-worker' needs the TF_CONFIG environment variable "
+                        "(the cluster's workers and this process's task); see "
+                        "docs/distributed_training.md")
     try:
         config = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(f"TF_CONFIG is not JSON: {error}") from error
+        raise UserError(f"TF_CONFIG is not JSON: {error}") from error
     workers = config.get("cluster", {}).get("worker") if isinstance(config, dict) else None
     task = config.get("task", {}) if isinstance(config, dict) else {}
     if not workers or "type" not in task or "index" not in task:
-        raise ValueError("TF_CONFIG needs cluster.worker (a list of host:port) and task.type "
-                         f"and task.index, got {text!r}")
+        raise UserError("TF_CONFIG needs cluster.worker (a list of host:port) and task.type "
+                        f"and task.index, got {text!r}")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -33,12 +33,12 @@ import tensorflow as tf
 
 from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.data.splits import Split, order_events
+from tf_profiles.errors import UserError
 from tf_profiles.evaluation.protocol import EvalRows, eval_rows
 from tf_profiles.evaluation.scoring import held_out_metrics
-from tf_profiles.features import spec
 from tf_profiles.features.examples import sequence_examples, target_items, training_examples
 from tf_profiles.features.feedback import with_head_feedback
-from tf_profiles.training.trainer import input_pipeline
+from tf_profiles.training.trainer import input_pipeline, progress
 
 _KEY = ["user_id", "item_id", "timestamp"]
 
@@ -95,11 +95,11 @@ def guard_slice(fresh: pd.DataFrame, fraction: float, seed: int):
         to leave at least one on each side.
     """
     if not 0 < fraction < 1:
-        raise ValueError(f"guard_fraction must be in (0, 1), got {fraction}")
+        raise UserError(f"guard_fraction must be in (0, 1), got {fraction}")
     size = max(1, int(round(fraction * len(fresh))))
     if size >= len(fresh):
-        raise ValueError(f"{len(fresh)} new event(s): too few to fine-tune on some and hold "
-                         f"out the latest {fraction:.0%} as the guard")
+        raise UserError(f"{len(fresh)} new event(s): too few to fine-tune on some and hold "
+                        f"out the latest {fraction:.0%} as the guard")
     ordered = order_events(fresh, seed, by_user=False)
     return ordered.iloc[:-size].reset_index(drop=True), ordered.iloc[-size:].reset_index(drop=True)
 
@@ -147,9 +147,9 @@ def finetune_data(split: Split, fresh: pd.DataFrame, max_history: int, seed: int
         rows = eval_rows(Split("temporal", past, past.iloc[:0], guard, split.candidates, seed),
                          "test", max_history)
     except ValueError as error:
-        raise ValueError(f"the guard slice (the latest {len(guard)} new events) has no event "
-                         f"of a user with earlier events on a candidate item; raise "
-                         f"guard_fraction") from error
+        raise UserError(f"the guard slice (the latest {len(guard)} new events) has no event "
+                        f"of a user with earlier events on a candidate item; raise "
+                        f"guard_fraction") from error
     return FinetuneData(examples, guard, rows)
 
 
@@ -178,11 +178,11 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
     source.check()
     target = ModelDir(Path(output_dir))
     if target.path.exists():
-        raise ValueError(f"{target.path} exists already; fine-tuning writes a new model folder")
+        raise UserError(f"{target.path} exists already; fine-tuning writes a new model folder")
     config, split = source.config(), source.split()
     fresh = new_events(source, events)
     if fresh.empty:
-        raise ValueError(f"no events newer than {source.path}'s training data to fine-tune on")
+        raise UserError(f"no events newer than {source.path}'s training data to fine-tune on")
     model = source.load_model()
     # New reviews without stars vote through the model's sentiment head, as in training.
     fresh = with_head_feedback(fresh, model.preprocessor.encoder, model.preprocessor.sentiment)
@@ -194,7 +194,7 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
     started = time.perf_counter()
     model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate))
     model.fit(input_pipeline(examples, config.batch_size, config.seed), epochs=epochs,
-              verbose=2)
+              **progress())
     seconds = time.perf_counter() - started
     after = held_out_metrics(model, rows)["NDCG@10"]
 

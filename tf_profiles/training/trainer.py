@@ -2,6 +2,7 @@
 import contextlib
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -92,7 +93,33 @@ class ValidationCallback(tf.keras.callbacks.Callback):
         metrics = held_out_metrics(self.model, self.rows)
         logs[VALIDATION_METRIC] = metrics["NDCG@10"]
         logs["val_recall@10"] = metrics["Recall@10"]
-        print(f" - val NDCG@10 {metrics['NDCG@10']:.4f} Recall@10 {metrics['Recall@10']:.4f}")
+
+
+class EpochLine(tf.keras.callbacks.Callback):
+    """One line per epoch (loss, validation metrics, seconds), for a stdout that
+    is not a terminal: there Keras' per-batch progress bar writes a line per
+    update into the log."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = dict(logs or {})
+        validation = ""
+        if VALIDATION_METRIC in logs:
+            validation = (f" - val NDCG@10 {logs.pop(VALIDATION_METRIC):.4f} "
+                          f"Recall@10 {logs.pop('val_recall@10', float('nan')):.4f}")
+        losses = ", ".join(f"{name} {value:.4f}" for name, value in logs.items())
+        print(f"Epoch {epoch + 1}/{self.params['epochs']}: {losses}{validation} "
+              f"({time.perf_counter() - self.started:.1f} s)", flush=True)
+
+
+def progress() -> dict:
+    """``model.fit`` arguments: Keras' progress bar in a terminal (its last
+    update shows the validation metrics), else one :class:`EpochLine` per epoch."""
+    if sys.stdout.isatty():
+        return {"verbose": 1}
+    return {"verbose": 0, "callbacks": [EpochLine()]}
 
 
 class EpochTimes(tf.keras.callbacks.Callback):
@@ -209,9 +236,11 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
     epoch_times = EpochTimes()
     callbacks = _callbacks(target, Path(output_dir), split, config, strategy, epoch_times)
     started = time.perf_counter()
+    shown = progress()
     with _texts_embedded_once(preprocessor, examples, finetuning, cache_dir):
         history = model.fit(input_pipeline(examples, config.batch_size, config.seed),
-                            epochs=config.epochs, callbacks=callbacks, verbose=1)
+                            epochs=config.epochs, verbose=shown["verbose"],
+                            callbacks=callbacks + shown.get("callbacks", []))
     model.train_function = None  # traced with the known texts: never reused without them
     seconds = time.perf_counter() - started
     if finetuning:

@@ -1,0 +1,1 @@
+"""check-serving: whether an export runs in an older TF Serving release (its ops, attributes and answers)."""

@@ -1,0 +1,1 @@
+"""The client side of serving: request and answer tensors on the wire, warm-up records, gRPC, REST and sharded clients."""
