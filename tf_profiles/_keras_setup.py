@@ -7,6 +7,7 @@ anything imports TensorFlow (``tf_profiles/__init__.py`` imports it first).
 """
 import os
 import sys
+import warnings
 
 
 class KerasVersionError(ImportError):
@@ -52,9 +53,14 @@ def load_tensorflow_quietly():
     while TensorFlow loads. Later C++ lines (a failed cuInit on a machine
     without a GPU) obey level 3. Devices are not created here: a multi-worker
     strategy must configure them first. Its Python loggers are set to errors
-    only. A Python exception still raises normally.
+    only, and transformers' notices and warnings are hidden. A Python
+    exception still raises normally.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # transformers' notice that its TensorFlow classes are deprecated (they are
+    # what this package runs on, pinned) and its own deprecation warnings.
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    warnings.filterwarnings("ignore", module="transformers")
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)

@@ -86,6 +86,7 @@ def _export(args):
     from tf_profiles.workflows.export_store import refresh_and_export
 
     options = dict(version=args.version, k=args.k, float16=args.float16,
+                   half_life_days=args.half_life_days,
                    max_batch_size=args.max_batch_size,
                    exclude_consumed=not args.no_exclude_consumed,
                    serving_version=args.serving_version)
@@ -308,6 +309,7 @@ def _add_export(commands):
                         help="max_batch_size written to the batching parameters")
     export.add_argument("--store", help="serve the events and users of this profile store "
                         "(default: the model's training data)")
+    _add_half_life(export)
     export.add_argument("--serving-version", help="TF Serving release X.Y.Z the docker and "
                         "Kubernetes files run (default: the installed TensorFlow's X.Y.0); "
                         "an older one must pass check-serving first")
@@ -430,13 +432,20 @@ def _add_delete_user(commands):
     delete.set_defaults(run=_delete_user)
 
 
+def _add_half_life(command):
+    command.add_argument("--half-life-days", type=float,
+                         help="recency decay of interests: an event this many days older "
+                              "than the user's latest counts half (default: the value the "
+                              "store recorded, else 90); a new value is recorded and "
+                              "recomputes every profile")
+
+
 def _add_model_and_store(command):
     """The flags every command that builds profiles from a model takes."""
     command.add_argument("--store", required=True, help="profile store (SQLite file)")
     command.add_argument("--model", required=True,
                          help="model folder written by train (or a fine-tune)")
-    command.add_argument("--half-life-days", type=float, default=90.0,
-                         help="recency decay of interests")
+    _add_half_life(command)
     command.add_argument("--cache-dir", help="text-embedding cache for new texts")
 
 
@@ -480,8 +489,7 @@ def _add_profile(commands):
     show.add_argument("user_id", help="whose profile")
     show.add_argument("--store", required=True, help="profile store (SQLite file)")
     show.add_argument("--png", help="chart path (default profile_<ID>.png)")
-    show.add_argument("--half-life-days", type=float, default=90.0,
-                      help="recency decay of the charted interests")
+    _add_half_life(show)
     show.add_argument("--model", help="model folder: chart the interest terms its profiles "
                                       "use (mined from item text when items have no tags)")
     show.add_argument("--cache-dir", help="text-embedding cache for mining item text")

@@ -125,7 +125,7 @@ def _causal_model(items, users, dim=8, text_dim=4):
         UserTower(len(users), text_dim, dim, max_history=4, num_layers=1, dropout=0.0,
                   causal=True),
         ItemTower(len(items), text_dim, dim, id_dropout=0.0), temperature=0.1,
-        negatives="catalogue")
+        negatives="catalogue", mask_seen=False)
 
 
 def test_every_position_loss_is_the_catalogue_loss_of_every_event(tiny_data):

@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from tf_profiles.bundle.model_dir import ModelDir
+from tf_profiles.cli import _selected_epochs
 from tf_profiles.data.splits import Split
 from tf_profiles.training.finetune import finetune, finetune_data, guard_slice, new_events
 
@@ -106,6 +107,9 @@ def test_warm_start_starts_from_the_previous_weights(trained_model, events, tmp_
     assert metrics["new_events"] == 8 and metrics["accepted"] is True
     assert metrics["guard_events"] == 1 and metrics["guard_since"] == 2_000_007
     ModelDir(tmp_path / "tuned").check()
+    # The same writer as training: --epochs-from reads a fine-tuned folder too.
+    assert _selected_epochs(tmp_path / "tuned") == metrics["epochs"]
+    assert sorted(p.name for p in (tmp_path / "tuned").iterdir() if "partial" in p.name) == []
 
 
 def test_guard_refuses_a_model_that_loses_guard_ndcg(trained_model, events, tmp_path):

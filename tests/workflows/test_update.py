@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 
 from tf_profiles.cli import main
-from tf_profiles.serving.client import ServingClient
+from tf_profiles.data.loaders import load_items
 from tf_profiles.devserver.grpc_server import start_server
 from tf_profiles.devserver.registry import ModelRegistry, ServedModel
+from tf_profiles.serving.client import ServingClient
+from tf_profiles.store.ingest import ingest_file
 from tf_profiles.store.store import ProfileStore
 
 
@@ -69,3 +71,23 @@ def test_a_refused_fine_tune_publishes_with_the_previous_model(trained_model, tm
     assert "REFUSED" in capsys.readouterr().out
     metadata = json.loads((base / "1" / "assets.extra" / "tf_profiles.json").read_text())
     assert metadata["model_dir"] == str(trained_model.resolve())
+
+
+def test_the_half_life_a_refresh_used_is_what_export_store_serves(trained_model, tmp_path):
+    data, database = trained_model.parent / "data", tmp_path / "p.db"
+    with ProfileStore(database) as store:
+        store.upsert_items(load_items(data / "items.csv"))
+        assert ingest_file(store, data / "interactions.csv").rejected == []
+    assert main(["refresh", "--store", str(database), "--model", str(trained_model),
+                 "--half-life-days", "30"]) == 0
+    with ProfileStore(database) as store:
+        assert store.profile_settings() == {"half_life_days": 30.0}
+        at_30 = store.profiles()["interests"].tolist()
+        # Without the flag export --store keeps 30: nothing is stale, nothing recomputed.
+        assert main(["export", "--store", str(database), "--model", str(trained_model),
+                     "--export-base", str(tmp_path / "tiny")]) == 0
+        assert store.profiles()["interests"].tolist() == at_30
+        assert main(["export", "--store", str(database), "--model", str(trained_model),
+                     "--export-base", str(tmp_path / "tiny"), "--half-life-days", "1"]) == 0
+        assert store.profile_settings() == {"half_life_days": 1.0}
+        assert store.profiles()["interests"].tolist() != at_30

@@ -22,73 +22,95 @@ PER_EVENT = {"recipe": "per-event", "epochs": 8, "patience": 2, "batch_size": 51
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Hyper-parameters; ``--config FILE`` (JSON) overrides any of them.
+    """Every setting of ``tf-profiles train``; ``--config FILE`` (JSON) overrides any.
 
-    Attributes:
+    These defaults are the only ones: the model classes have the same
+    (``tests/bundle/test_config.py``). The searched values (``mask_seen``,
+    ``item_bias``, ``learning_rate``, ``dropout``, ``user_id_dropout``,
+    ``max_history``, ``temperature``, ``num_layers``, ...) are the best trial
+    of the causal recipe's search on ml-100k validation
+    (docs/benchmarks/tune_model.md). The fields, by section:
+
+    Data and split:
       protocol: which split trains the model (see ``tf_profiles.data.splits``).
       holdout: False trains on every event (the deployable model; nothing is
         held out, so there is no validation: set ``epochs`` to what a held-out
         run selected).
-      period, periods_back: temporal protocol only: the test and validation
-        periods' share of events (each), and how many periods before the
-        latest the test period ends (rolling cut-offs: 0, 1, 2).
       refit: train on the training and validation events (the test stays
         held out, nothing validates: set ``epochs`` to what a held-out run
         selected). The model whose test score is compared with baselines,
         which also fit on training + validation events.
+      period, periods_back: temporal protocol only: the test and validation
+        periods' share of events (each), and how many periods before the
+        latest the test period ends (rolling cut-offs: 0, 1, 2).
       split_seed: the split's random choices (same-second event order, the
         held-out item or user sample); fixed across model seeds, so runs with
         different ``seed`` are compared on the same split.
-      encoder: BERT checkpoint folder; None = bundled all-MiniLM-L6-v2.
-      encoder_mode: "frozen" (text embedded once and cached; fast on CPU) or
-        "finetune" (the top ``trainable_layers`` encoder layers train; for GPUs).
-      mixed_precision: compute in float16 (GPU only; weights stay float32).
-      epochs: the most epochs; with validation events, training stops after
-        ``patience`` epochs without a better validation NDCG@10 and keeps the
-        best epoch's weights (``selected_epochs`` in metrics.json).
+
+    Model:
       recipe: "causal" (a user's whole sequence per example, the next event
         predicted at every position against the whole catalogue: an epoch is
-        one pass per sequence) or "per-event" (one example per event, its
-        history read bidirectionally; the only recipe for ``query_fraction``).
-      batch_size: examples per step: sequences ("causal") or events ("per-event").
-      learning_rate_decay: the learning rate is multiplied by this every
-        epoch (smoothly, step by step); 1 keeps it constant. A refit for the
-        epochs validation selected follows the same schedule.
+        one pass per sequence; a causal user tower) or "per-event" (one
+        example per event, its history read bidirectionally; the only recipe
+        for ``query_fraction``).
+      embedding_dim: width of both towers' vectors (served vectors are one
+        wider with ``item_bias``).
+      max_history: the most recent events the user tower reads.
+      num_layers, num_heads, dropout: the user tower's transformer blocks.
+      id_dropout: share of training examples whose item is read as unknown
+        (its text alone then places it: DropoutNet-style, for new items).
+      user_id_dropout: share of training examples whose user is read as
+        unknown, so that unknown users (ID row 0) get a trained vector.
       item_bias: score = [u, 1]·[v, b]: each item has a learned bias (a
         popularity prior; its text part gives a new item one), joined to its
-        vector; served vectors are one wider.
+        vector.
+      temperature: softmax temperature on the unit-vector scores.
+      negatives: "catalogue" (a full softmax over every item; "causal" needs
+        it) or "in-batch" (TFRS's sampled softmax over the batch's items, for
+        catalogues too large for a full softmax).
+      logq_strength: the sampling-bias correction of "in-batch" negatives
+        (1: full logQ, 0: none); it does nothing with "catalogue" negatives,
+        the default, which have no sampling bias.
       mask_seen: "causal" only: leave the items a user already has out of
         each position's training softmax (evaluation and serving exclude them).
-      user_id_dropout: in training, the share of examples whose user is read
-        as unknown, so that unknown users (ID row 0) get a trained vector.
-      negatives: "in-batch" or "catalogue" (see ``TwoTowerModel``; "causal"
-        needs "catalogue").
-
-    The defaults of the searched values (``mask_seen``, ``item_bias``,
-    ``learning_rate``, ``dropout``, ``user_id_dropout``, ``max_history``,
-    ``temperature``, ``num_layers``, ...: docs/benchmarks/tune_model.md) are
-    the best trial of the causal recipe's search on ml-100k validation.
       use_item_ids, use_user_ids, use_item_text, use_user_text, use_history:
         which inputs the towers read (ablations; user text is the rendered
         user attributes).
+
+    Optimisation:
+      epochs: the most epochs; with validation events, training stops after
+        ``patience`` epochs without a better validation NDCG@10 and keeps the
+        best epoch's weights (``selected_epochs`` in metrics.json).
+      patience: see ``epochs``.
+      batch_size: examples per step: sequences ("causal") or events ("per-event").
+      learning_rate: Adam's.
+      learning_rate_decay: the learning rate is multiplied by this every
+        epoch (smoothly, step by step); 1 keeps it constant. A refit for the
+        epochs validation selected follows the same schedule.
+      mixed_precision: compute in float16 (GPU only; weights stay float32).
+      seed: weights, shuffling and dropout (the split has ``split_seed``).
+
+    Text:
+      encoder: BERT checkpoint folder; None = bundled all-MiniLM-L6-v2.
+      encoder_mode: "frozen" (text embedded once and cached; fast on CPU) or
+        "finetune" (the top ``trainable_layers`` encoder layers train; for GPUs).
+      trainable_layers: see ``encoder_mode``.
+      text_max_length: tokens of each text the encoder reads.
       query_fraction: the share of training examples whose user text is a
         pseudo-query made from the target item's tags or title ("something
         horror"), replacing the stored attribute text, so that a request's
         ``user_text`` steers the recommendations (see
         :mod:`tf_profiles.features.queries`); 0: none.
     """
+    # === Data and split ===
     protocol: str = "loo"
     holdout: bool = True
     refit: bool = False
     period: float = 0.1
     periods_back: int = 0
     split_seed: int = 0
+    # === Model ===
     recipe: str = "causal"
-    epochs: int = 100
-    patience: int = 5
-    batch_size: int = 64
-    learning_rate: float = 5e-4
-    learning_rate_decay: float = 1.0
     embedding_dim: int = 64
     max_history: int = 100
     num_layers: int = 2
@@ -96,23 +118,30 @@ class TrainConfig:
     dropout: float = 0.2
     id_dropout: float = 0.1
     user_id_dropout: float = 0.1
-    mask_seen: bool = True
     item_bias: bool = True
     temperature: float = 0.1
-    logq_strength: float = 1.0
     negatives: str = "catalogue"
+    logq_strength: float = 1.0
+    mask_seen: bool = True
     use_item_ids: bool = True
     use_user_ids: bool = True
     use_item_text: bool = True
     use_user_text: bool = True
     use_history: bool = True
-    text_max_length: int = 64
+    # === Optimisation ===
+    epochs: int = 100
+    patience: int = 5
+    batch_size: int = 64
+    learning_rate: float = 5e-4
+    learning_rate_decay: float = 1.0
+    mixed_precision: bool = False
+    seed: int = 0
+    # === Text ===
     encoder: Optional[str] = None
     encoder_mode: str = "frozen"
     trainable_layers: int = 2
-    mixed_precision: bool = False
+    text_max_length: int = 64
     query_fraction: float = 0.0
-    seed: int = 0
 
     def __post_init__(self):
         if self.encoder_mode not in ENCODER_MODES:

@@ -16,6 +16,7 @@
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Dict
 
@@ -112,7 +113,7 @@ class ModelDir:
                             f"`tf-profiles train`): missing {', '.join(missing)}")
 
     def config(self) -> TrainConfig:
-        return TrainConfig(**json.loads(self.config_file.read_text()))
+        return TrainConfig.from_file(self.config_file)
 
     def split(self) -> Split:
         return Split.load(self.split_dir)
@@ -127,6 +128,23 @@ class ModelDir:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(block)
         return digest.hexdigest()[:16]
+
+    def write_model(self, model, metrics: dict):
+        """The last step of writing a model folder, for training and fine-tuning
+        alike: ``model.keras``, then ``metrics.json``, each written under a
+        temporary name and renamed, so neither is ever half-written.
+
+        Args:
+          metrics: must hold ``selected_epochs`` (what ``--epochs-from`` reads).
+        """
+        if "selected_epochs" not in metrics:
+            raise ValueError("metrics of a model folder need selected_epochs")
+        partial = self.model_file.with_name(f".partial-{self.model_file.name}")
+        model.save(partial)
+        os.replace(partial, self.model_file)
+        partial = self.metrics_file.with_name(f".partial-{self.metrics_file.name}")
+        partial.write_text(json.dumps(metrics, indent=2))
+        os.replace(partial, self.metrics_file)
 
     def load_model(self):
         import tensorflow as tf

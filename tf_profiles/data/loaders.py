@@ -7,8 +7,9 @@ import dataclasses
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
+import numpy as np
 import pandas as pd
 
 from tf_profiles.data import schema
@@ -178,6 +179,57 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     return parsed
 
 
+def validate_events(frame: pd.DataFrame, path, known_items, unknown_item: str,
+                    drop: Callable) -> Tuple[pd.DataFrame, int]:
+    """The one check of event rows, for training-time loading and for ingestion.
+
+    In order: user_id, item_id and timestamp present; the timestamp a Unix
+    time or ISO-8601 date; the rating (if any) a number; the text (if any)
+    UTF-8, cut at ``schema.MAX_EVENT_TEXT_CHARS``; the item known.
+
+    Args:
+      known_items: the item ids an event may name.
+      unknown_item: what an unknown item is called (where it was looked for).
+      drop: ``drop(frame, bad_mask, column, message, reason)`` → the frame
+        without the bad rows, for each check that finds some (or raises).
+
+    Returns:
+      (user_id, item_id, timestamp int64, rating float64 (NaN: none), text
+      str and any other columns; how many texts were cut).
+
+    Raises:
+      DataError: a required column is missing.
+    """
+    _require_columns(frame, path, schema.INTERACTION_COLUMNS)
+    for column in schema.INTERACTION_COLUMNS:
+        values = frame[column].astype("string").str.strip()
+        frame = drop(frame.assign(**{column: values}), values.isna() | (values == ""),
+                     column, "missing value", f"empty {column}")
+    timestamps = parse_timestamps(frame["timestamp"])
+    frame = drop(frame, timestamps.isna(), "timestamp", "not a Unix time or ISO-8601 date",
+                 "bad timestamp")
+    frame = frame.assign(timestamp=timestamps[frame.index].astype("int64"))
+    if "rating" in frame.columns:
+        text = frame["rating"].astype("string").str.strip().fillna("")
+        ratings = pd.to_numeric(text.where(text != ""), errors="coerce")
+        frame = drop(frame, ratings.isna() & (text != ""), "rating", "not a number",
+                     "bad rating")
+        frame = frame.assign(rating=ratings[frame.index].astype("float64"))
+    else:
+        frame = frame.assign(rating=np.nan)
+    truncated = 0
+    if schema.EVENT_TEXT in frame.columns:
+        texts, not_utf8, cut = clean_texts(frame[schema.EVENT_TEXT])
+        frame = drop(frame.assign(**{schema.EVENT_TEXT: texts}), not_utf8, schema.EVENT_TEXT,
+                     "not UTF-8 text", "text not UTF-8")
+        truncated = int(cut[frame.index].sum())
+    else:
+        frame = frame.assign(**{schema.EVENT_TEXT: ""})
+    frame = drop(frame, ~frame["item_id"].isin(known_items), "item_id", unknown_item,
+                 "unknown item")
+    return frame, truncated
+
+
 def load_items(path, skip_bad_rows: bool = False, skipped=None) -> pd.DataFrame:
     """Reads an items file: ``item_id,title[,description][,tags]``.
 
@@ -234,37 +286,14 @@ def load_interactions(path, items: pd.DataFrame, skip_bad_rows: bool = False,
         item that is not in the items file.
     """
     skipped = {} if skipped is None else skipped
-    frame = read_table(path)
-    _require_columns(frame, path, schema.INTERACTION_COLUMNS)
-    frame = _check_ids(frame, path, "user_id", skip_bad_rows, skipped)
-    frame = _check_ids(frame, path, "item_id", skip_bad_rows, skipped)
-    timestamps = parse_timestamps(frame["timestamp"])
-    frame = _bad_rows(frame, timestamps.isna(), path, "timestamp",
-                      "not a Unix time or ISO-8601 date", skip_bad_rows, "bad timestamp",
-                      skipped)
-    frame = frame.assign(timestamp=timestamps[frame.index])
-    if "rating" in frame.columns:
-        text = frame["rating"].astype(str).str.strip()
-        ratings = pd.to_numeric(text.where(text != ""), errors="coerce")
-        frame = _bad_rows(frame, ratings.isna() & (text != ""), path, "rating",
-                          "not a number", skip_bad_rows, "bad rating", skipped)
-        frame = frame.assign(rating=ratings[frame.index])
-    else:
-        frame["rating"] = float("nan")
-    if schema.EVENT_TEXT in frame.columns:
-        texts, not_utf8, truncated = clean_texts(frame[schema.EVENT_TEXT])
-        frame = frame.assign(**{schema.EVENT_TEXT: texts})
-        frame = _bad_rows(frame, not_utf8, path, schema.EVENT_TEXT, "not UTF-8 text",
-                          skip_bad_rows, "text not UTF-8", skipped)
-        if truncated.any():
-            skipped[TEXT_TRUNCATED] = skipped.get(TEXT_TRUNCATED, 0) + int(
-                truncated[frame.index].sum())
-    else:
-        frame[schema.EVENT_TEXT] = ""
-    unknown = ~frame["item_id"].isin(items.index)
-    frame = _bad_rows(frame, unknown, path, "item_id",
-                      "item is not in the items file", skip_bad_rows,
-                      "unknown item", skipped)
+
+    def drop(frame, mask, column, message, reason):
+        return _bad_rows(frame, mask, path, column, message, skip_bad_rows, reason, skipped)
+
+    frame, truncated = validate_events(read_table(path), path, items.index,
+                                       "item is not in the items file", drop)
+    if truncated:
+        skipped[TEXT_TRUNCATED] = skipped.get(TEXT_TRUNCATED, 0) + truncated
     duplicate = frame.duplicated(["user_id", "item_id", "timestamp"])
     if duplicate.any():
         skipped["duplicate event"] = skipped.get("duplicate event", 0) + int(duplicate.sum())

@@ -82,6 +82,11 @@ def _require_current(store, builder: ProfileBuilder):
         raise UserError(f"{store.path}: the stored profiles were not computed by the "
                         "exported model; refresh them first (tf-profiles refresh, or "
                         "export --store, which refreshes then exports)")
+    if store.profile_settings() != builder.profile_settings():
+        raise UserError(f"{store.path}: the stored profiles were computed with "
+                        f"{store.profile_settings() or 'other settings'}, not "
+                        f"{builder.profile_settings()}; refresh them first (tf-profiles "
+                        "refresh, or export --store, which refreshes then exports)")
     if stale:
         raise UserError(f"{store.path}: {stale} profiles are stale (new events or deletions "
                         "since the last refresh); refresh them first (tf-profiles refresh, "
@@ -117,7 +122,7 @@ def servable_model(builder: ProfileBuilder, profiles: dict, served_items=None):
 
 
 def export_model(model_dir, export_base, version: Optional[int] = None, k: int = 100,
-                 float16: bool = False, half_life_days: float = 90.0,
+                 float16: bool = False, half_life_days: Optional[float] = None,
                  max_batch_size: int = 256, store=None, cache_dir=None, log=print,
                  served_items=None, exclude_consumed: bool = True,
                  serving_version: Optional[str] = None,
@@ -129,6 +134,8 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
       export_base: the folder TF Serving polls (``saved_models/NAME``).
       version: integer version; default: the next one.
       k: items returned by ``serving_default``.
+      half_life_days: recency decay of the served profiles' interests; default:
+        the store's recorded value, else :data:`~tf_profiles.profiles.settings.HALF_LIFE_DAYS`.
       float16: compute in float16 (for GPUs; inputs and outputs stay float32).
       store: a :class:`ProfileStore`; its profiles, users and items, rather
         than the training data, become the served state (a deleted user is

@@ -89,9 +89,9 @@ class TwoTowerModel(tfrs.Model):
     """
 
     def __init__(self, preprocessor: Preprocessor, user_tower: UserTower,
-                 item_tower: ItemTower, temperature: float = 0.05,
+                 item_tower: ItemTower, temperature: float = 0.1,
                  remove_accidental_hits: bool = True, logq_strength: float = 1.0,
-                 negatives: str = "in-batch", mask_seen: bool = False, **kwargs):
+                 negatives: str = "catalogue", mask_seen: bool = True, **kwargs):
         super().__init__(**kwargs)
         if negatives not in NEGATIVES:
             raise ValueError(f"negatives {negatives!r}: choose one of {', '.join(NEGATIVES)}")

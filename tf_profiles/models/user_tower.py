@@ -51,7 +51,7 @@ class UserTower(tf.keras.Model):
     """
 
     def __init__(self, vocabulary_size: int, text_dim: int, embedding_dim: int = 64,
-                 max_history: int = 50, num_layers: int = 2, num_heads: int = 2,
+                 max_history: int = 100, num_layers: int = 2, num_heads: int = 2,
                  dropout: float = 0.2, use_id: bool = True, use_text: bool = True,
                  use_history: bool = True, causal: bool = False, id_dropout: float = 0.0,
                  **kwargs):

@@ -16,6 +16,7 @@ from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.features import spec
 from tf_profiles.features.examples import latest_histories
 from tf_profiles.features.feedback import with_head_feedback
+from tf_profiles.profiles import settings
 from tf_profiles.profiles.describe import describe_profile
 from tf_profiles.profiles.interests import interest_weights, item_interest_terms
 from tf_profiles.profiles.words import Words, users_words
@@ -35,13 +36,13 @@ class ProfileBuilder:
         profiles computed by an older model are found and recomputed).
       items: the catalogue (item_id, title, tags, ..., text), in the order of
         the Preprocessor's item catalogue.
-      half_life_days: recency decay of interests.
+      half_life_days: recency decay of interests (:mod:`tf_profiles.profiles.settings`).
       known_texts: text → embedding already computed by the model's encoder.
       cache_dir: text-embedding cache for texts not embedded yet.
     """
 
     def __init__(self, model, model_key: str, items: pd.DataFrame,
-                 half_life_days: float = 90.0,
+                 half_life_days: float = settings.HALF_LIFE_DAYS,
                  known_texts: Optional[Dict[str, np.ndarray]] = None, cache_dir=None):
         self.model = model
         self.model_key = model_key
@@ -56,11 +57,17 @@ class ProfileBuilder:
                                     index=self.items["item_id"].to_numpy())
         self._titles = self.items.set_index("item_id")["title"]
 
+    def profile_settings(self) -> dict:
+        """What a store records with the profiles this builder computes."""
+        return {"half_life_days": self.half_life_days}
+
     @classmethod
-    def from_model_dir(cls, model_dir, store=None, model=None, half_life_days: float = 90.0,
+    def from_model_dir(cls, model_dir, store=None, model=None,
+                       half_life_days: Optional[float] = None,
                        cache_dir=None) -> "ProfileBuilder":
         """The builder for a ``train`` folder; with a store, its items join the catalogue
-        (a stored item replaces the training one with the same id)."""
+        (a stored item replaces the training one with the same id). Settings not
+        given are the store's recorded ones (else the defaults)."""
         model_dir = ModelDir(Path(model_dir))
         model_dir.check()
         catalogue = model_dir.catalogue()
@@ -73,7 +80,8 @@ class ProfileBuilder:
                                              for row in stored.to_dict("records")])
                 items = pd.concat([items[~items["item_id"].isin(stored["item_id"])], stored],
                                   ignore_index=True)
-        builder = cls(trained, model_dir.key(), items, half_life_days, catalogue.texts(),
+        builder = cls(trained, model_dir.key(), items,
+                      settings.half_life_days(store, half_life_days), catalogue.texts(),
                       cache_dir)
         preprocessor = trained.preprocessor.with_state(
             builder.items["item_id"].tolist(), builder.text_embeddings(builder.items["text"]))

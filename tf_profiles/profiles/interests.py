@@ -15,6 +15,7 @@ import pandas as pd
 from tf_profiles.data.schema import RATING_SCALE, TAG_SEPARATOR
 from tf_profiles.errors import UserError
 from tf_profiles.profiles.phrases import mine_phrases
+from tf_profiles.profiles.settings import HALF_LIFE_DAYS
 
 SECONDS_PER_DAY = 86_400
 
@@ -32,7 +33,7 @@ def rating_signal(ratings: pd.Series, low: float = RATING_SCALE[0],
 
 
 def interest_weights(events: pd.DataFrame, items: pd.DataFrame,
-                     half_life_days: float = 90.0, as_of: Optional[int] = None,
+                     half_life_days: float = HALF_LIFE_DAYS, as_of: Optional[int] = None,
                      top: int = 5) -> pd.DataFrame:
     """Top ``top`` tags per user with weights that sum to 1 over positive tags.
 

@@ -57,7 +57,8 @@ def _rows(profiles, model_key) -> List[dict]:
 
 def refresh_profiles(store: ProfileStore, builder: ProfileBuilder, batch_size: int = 2048,
                      progress: bool = True) -> RefreshReport:
-    """Rebuilds the profiles of stale users and of users a different model embedded.
+    """Rebuilds the profiles of stale users, and of every user when the model or
+    the profile settings changed (both are recorded in the store).
 
     Args:
       store: the profile store.
@@ -70,6 +71,7 @@ def refresh_profiles(store: ProfileStore, builder: ProfileBuilder, batch_size: i
     """
     started = time.perf_counter()
     store.use_model(builder.model_key)
+    store.use_profile_settings(builder.profile_settings())
     marks = store.stale_users()
     users = sorted(marks)
     report = RefreshReport(stale=len(users))

@@ -5,8 +5,9 @@
 """
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
+from tf_profiles.profiles import settings
 from tf_profiles.profiles.plots import plot_interest_timeline
 from tf_profiles.profiles.timeline import interest_timeline
 from tf_profiles.store.store import ProfileStore
@@ -52,10 +53,11 @@ def profile_lines(store: ProfileStore, user_id: str, shown_texts: int = 3) -> Li
 
 
 def write_interest_chart(store: ProfileStore, user_id: str, png: Path,
-                         half_life_days: float = 90.0, items=None) -> int:
+                         half_life_days: Optional[float] = None, items=None) -> int:
     """Writes ``png``: the user's interest weights over time, from the stored events.
 
     Args:
+      half_life_days: default the store's recorded value (what its profiles use).
       items: the catalogue with the ``tags`` interests are scored over; the
         default is the store's items, whose tags are empty in an untagged
         catalogue: pass ``ProfileBuilder.interest_items()`` (phrases mined
@@ -65,6 +67,7 @@ def write_interest_chart(store: ProfileStore, user_id: str, png: Path,
       How many interest terms the chart shows (0: an empty chart).
     """
     timeline = interest_timeline(store.events([user_id]),
-                                 store.items() if items is None else items, half_life_days)
+                                 store.items() if items is None else items,
+                                 settings.half_life_days(store, half_life_days))
     plot_interest_timeline(timeline, png, f"interests of user {user_id} over time")
     return int(timeline["tag"].nunique())

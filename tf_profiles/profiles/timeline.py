@@ -3,9 +3,10 @@ import numpy as np
 import pandas as pd
 
 from tf_profiles.profiles.interests import interest_weights
+from tf_profiles.profiles.settings import HALF_LIFE_DAYS
 
 
-def interest_timeline(events: pd.DataFrame, items: pd.DataFrame, half_life_days: float = 90.0,
+def interest_timeline(events: pd.DataFrame, items: pd.DataFrame, half_life_days: float = HALF_LIFE_DAYS,
                       points: int = 30) -> pd.DataFrame:
     """Interest weights of one user at up to ``points`` moments of their history.
 

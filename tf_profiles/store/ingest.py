@@ -11,11 +11,10 @@ import numpy as np
 import pandas as pd
 
 from tf_profiles.data import schema
-from tf_profiles.data.loaders import (DataError, clean_texts, line_number, load_items,
-                                     load_users, parse_timestamps, read_table)
+from tf_profiles.data.loaders import (line_number, load_items, load_users, read_table,
+                                     validate_events)
 from tf_profiles.store.store import ProfileStore, event_key
 
-REQUIRED = ("user_id", "item_id", "timestamp")
 
 
 @dataclasses.dataclass
@@ -81,36 +80,13 @@ def ingest_file(store: ProfileStore, path, batch_size: int = 10_000) -> IngestRe
       DataError: the file is missing, unreadable, empty or lacks a column.
     """
     path = Path(path)
-    frame = read_table(path)
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise DataError(path, f"missing column(s) {', '.join(missing)}")
     report = IngestReport()
-    for column in REQUIRED:
-        values = frame[column].astype("string").str.strip()
-        frame = frame.assign(**{column: values})
-        frame = _reject(report, frame, values.isna() | (values == ""), path, column,
-                        "missing value")
-    timestamps = parse_timestamps(frame["timestamp"])
-    frame = _reject(report, frame, timestamps.isna(), path, "timestamp",
-                    "not a Unix time or ISO-8601 date")
-    frame = frame.assign(timestamp=timestamps[frame.index].astype("int64"))
-    if "rating" in frame.columns:
-        text = frame["rating"].astype("string").str.strip().fillna("")
-        ratings = pd.to_numeric(text.where(text != ""), errors="coerce")
-        frame = _reject(report, frame, ratings.isna() & (text != ""), path, "rating",
-                        "not a number")
-        frame = frame.assign(rating=ratings[frame.index])
-    else:
-        frame = frame.assign(rating=np.nan)
-    if schema.EVENT_TEXT in frame.columns:
-        texts, not_utf8, _ = clean_texts(frame[schema.EVENT_TEXT])
-        frame = _reject(report, frame.assign(**{schema.EVENT_TEXT: texts}), not_utf8, path,
-                        schema.EVENT_TEXT, "not UTF-8 text")
-    else:
-        frame = frame.assign(**{schema.EVENT_TEXT: ""})
-    frame = _reject(report, frame, ~frame["item_id"].isin(store.known_items()), path,
-                    "item_id", "unknown item")
+
+    def drop(frame, mask, column, message, reason):
+        return _reject(report, frame, mask, path, column, message)
+
+    frame, _ = validate_events(read_table(path), path, store.known_items(), "unknown item",
+                               drop)
     event_ids = (frame["event_id"].astype("string").fillna("") if "event_id" in frame.columns
                  else pd.Series("", index=frame.index))
     columns = [frame["user_id"].to_numpy(object), frame["item_id"].to_numpy(object),

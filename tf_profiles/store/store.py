@@ -285,6 +285,22 @@ class ProfileStore:
             "SELECT value FROM settings WHERE name = 'profile_model'").fetchone()
         return None if row is None else row[0]
 
+    def profile_settings(self) -> dict:
+        """The settings the stored profiles are computed with ({}: none recorded)."""
+        row = self.connection.execute(
+            "SELECT value FROM settings WHERE name = 'profile_settings'").fetchone()
+        return {} if row is None else json.loads(row[0])
+
+    def use_profile_settings(self, settings: dict):
+        """Records the settings profiles are now computed with; on a change every
+        user is marked stale, in the same transaction."""
+        with self.transaction():
+            if self.profile_settings() != settings:
+                self._mark_everyone_stale()
+                self.connection.execute(
+                    "INSERT OR REPLACE INTO settings VALUES ('profile_settings', ?)",
+                    (json.dumps(settings, sort_keys=True),))
+
     def use_model(self, model_key: str):
         """Records that profiles are now computed by ``model_key``; on a change of
         model every user is marked stale, in the same transaction."""

@@ -21,7 +21,6 @@ stored event); the next fine-tune trains on them, again holding out its own
 latest slice.
 """
 import dataclasses
-import json
 import shutil
 import time
 from pathlib import Path
@@ -205,13 +204,14 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
     for name in (source.split_dir.name, source.catalogue_dir.name):
         shutil.copytree(source.path / name, staging / name)
     shutil.copy(source.config_file, staging / source.config_file.name)
-    model.save(staging / source.model_file.name)
     report = FinetuneReport(round(before, 6), round(after, 6),
                             bool(after >= before - max_ndcg_drop),
                             len(target_items(examples)), len(data.guard), len(rows.users),
                             round(seconds, 1), target.path)
-    (staging / source.metrics_file.name).write_text(json.dumps({
+    ModelDir(staging).write_model(model, {
         "finetuned_from": str(source.path.resolve()), "new_events": int(len(fresh)),
+        # No validation selects among fine-tuning epochs: all of them are kept.
+        "selected_epochs": epochs,
         "examples": report.examples, "epochs": epochs, "learning_rate": learning_rate,
         "train_seconds": report.seconds, "guard_fraction": guard_fraction,
         "guard_events": report.guard_events, "guard_users": report.guard_users,
@@ -221,7 +221,7 @@ def finetune(model_dir, events: pd.DataFrame, output_dir, epochs: int = 1,
         "items_in_vocabulary": len(model.preprocessor.item_vocabulary),
         "new_items_seen": int(np.sum(~pd.Series(target_items(examples)).isin(
             model.preprocessor.item_vocabulary))),
-    }, indent=2))
+    })
     staging.rename(target.path)
     log(report.summary())
     return report

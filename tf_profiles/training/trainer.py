@@ -249,7 +249,6 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
         catalogue = _reembed(catalogue, model.preprocessor, cache_dir)
         catalogue.save(target.catalogue_dir)
 
-    model.save(target.model_file)  # every worker: saving reads distributed variables
     stopping = [c for c in callbacks if isinstance(c, tf.keras.callbacks.EarlyStopping)]
     metrics = {
         "train_seconds": round(seconds, 1),
@@ -266,7 +265,7 @@ def train(dataset: Dataset, config: TrainConfig, output_dir, cache_dir=None,
         "skipped_rows": dataset.skipped,
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
     }
-    target.metrics_file.write_text(json.dumps(metrics, indent=2))
+    target.write_model(model, metrics)  # every worker: saving reads distributed variables
     plot_training_curves(metrics["history"], target.curves_file)
     remove_writing_dir(target.path, strategy)
     return metrics

@@ -47,7 +47,7 @@ class UpdateReport:
         return self.finetune is not None and not self.finetune.accepted
 
 
-def update(store: ProfileStore, events, model, half_life_days: float = 90.0,
+def update(store: ProfileStore, events, model, half_life_days: Optional[float] = None,
            items=None, users=None, batch_size: int = 10_000, show_rejected: int = 20,
            refresh_batch_size: int = 2048, cache_dir=None, export_base=None, k: int = 100,
            finetuning: Optional[Finetuning] = None, log=print) -> UpdateReport:
