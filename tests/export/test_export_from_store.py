@@ -32,6 +32,21 @@ def test_a_deleted_user_is_gone_from_the_next_export(trained_model, tmp_path, ca
     assert empty["item_ids"].shape == (1, 3)
 
 
+
+def test_a_deleted_user_is_served_as_a_stranger(trained_model, tmp_path):
+    with _filled_store(trained_model, tmp_path / "p.db") as store:
+        store.delete_user("u1")
+        version = refresh_and_export(trained_model, tmp_path / "tiny", store, k=5,
+                                     log=lambda _: None)
+    served = tf.saved_model.load(str(version))
+    # Before the fix the user-ID row still remembered u1: their top items were theirs.
+    top = served.signatures["serving_default"](
+        user_id=tf.constant(["u1", "never-seen"]), history=tf.constant([[""], [""]]),
+        user_text=tf.constant(["", ""]))
+    ids, scores = top["item_ids"].numpy(), top["scores"].numpy()
+    assert ids[0].tolist() == ids[1].tolist()
+    np.testing.assert_allclose(scores[0], scores[1], atol=1e-6)
+
 def _filled_store(trained_model, path, extra_items=None, extra_users=None, extra_events=None):
     data = trained_model.parent / "data"
     store = ProfileStore(path)

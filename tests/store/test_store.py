@@ -8,7 +8,7 @@ import time
 import pandas as pd
 import pytest
 
-from tf_profiles.data.loaders import DataError
+from tf_profiles.data.loaders import DataError, load_items
 from tf_profiles.store import store as store_module
 from tf_profiles.store.ingest import ingest_file
 from tf_profiles.store.store import MIGRATIONS, ProfileStore, event_key
@@ -130,6 +130,19 @@ def test_delete_user_removes_events_and_attributes(store, tmp_path):
     assert store.events()["user_id"].tolist() == ["u2"]
     users = [r[0] for r in store.connection.execute("SELECT user_id FROM users")]
     assert users == ["u2"]
+
+
+def test_a_deleted_users_rows_leave_the_files_at_once(tmp_path):
+    """Scans the raw database and write-ahead log while the store is still open."""
+    items = "item_id,title\n" + "".join(f"i{i},Film {i}\n" for i in range(300))
+    events = "user_id,item_id,timestamp\n" + "".join(
+        f"someone-{u:03d},i{i},{1000 + 300 * u + i}\n" for u in range(60) for i in range(300))
+    with ProfileStore(tmp_path / "p.db") as store:
+        store.upsert_items(load_items(_write(tmp_path / "items.csv", items)))
+        assert ingest_file(store, _write(tmp_path / "e.csv", events)).inserted == 18_000
+        assert store.delete_user(" someone-007 ") == 300  # ids read as ingestion reads them
+        raw = b"".join(path.read_bytes() for path in tmp_path.glob("p.db*"))
+        assert raw.count(b"someone-007") == 0 and raw.count(b"someone-008") >= 300
 
 
 @pytest.mark.slow

@@ -108,9 +108,15 @@ def served_profiles(model_dir: ModelDir, builder: ProfileBuilder, store=None) ->
                          users["text"].tolist())
 
 
-def servable_model(builder: ProfileBuilder, profiles: dict, served_items=None):
+def servable_model(builder: ProfileBuilder, profiles: dict, served_items=None,
+                   forget_absent: bool = False):
     """The builder's model behind a Preprocessor that stores the served users
-    (text, latest history and ratings) and, with ``served_items``, another catalogue."""
+    (text, latest history and ratings) and, with ``served_items``, another catalogue.
+
+    ``forget_absent``: a trained user the served profiles lack (deleted from
+    the store) is served as an unknown user: their ID leaves the lookup
+    table, so their ID embedding row, which still remembers them, is never read.
+    """
     item_ids, item_text = (
         (builder.items["item_id"].tolist(), builder.text_embeddings(builder.items["text"]))
         if served_items is None else served_items[:2])
@@ -118,6 +124,10 @@ def servable_model(builder: ProfileBuilder, profiles: dict, served_items=None):
         item_ids, item_text, profiles[spec.USER_ID].tolist(),
         builder.text_embeddings(profiles[spec.USER_TEXT]), profiles[spec.HISTORY],
         profiles[spec.HISTORY_RATING])
+    if forget_absent:
+        absent = sorted(set(preprocessor.user_vocabulary) - set(map(str, profiles[spec.USER_ID])))
+        if absent:
+            preprocessor.user_index.remove(tf.constant(absent, tf.string))
     return builder.model.with_preprocessor(preprocessor)
 
 
@@ -182,7 +192,7 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
     builder = builder or ProfileBuilder.from_model_dir(
         model_dir.path, store, half_life_days=half_life_days, cache_dir=cache_dir)
     profiles = served_profiles(model_dir, builder, store)
-    model = servable_model(builder, profiles, served_items)
+    model = servable_model(builder, profiles, served_items, forget_absent=store is not None)
     if float16:
         model = _float16_copy(model)
     module = ServingModule(model, profiles, k,

@@ -112,6 +112,9 @@ class ProfileStore:
         self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
         self._use_wal()
         self.connection.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows are overwritten with zeros, not just unlinked (the
+        # default depends on how SQLite was built).
+        self.connection.execute("PRAGMA secure_delete=ON")
         # WAL + NORMAL: a committed transaction survives a killed process
         # (only an OS crash may lose the last ones).
         self.connection.execute("PRAGMA synchronous=NORMAL")
@@ -368,12 +371,23 @@ class ProfileStore:
     # === Deletion ===
 
     def delete_user(self, user_id: str) -> int:
-        """Removes the user's events, attributes and profile; returns the events removed."""
+        """Removes the user's events, attributes and profile; returns the events removed.
+
+        The id is read as ingestion reads it (surrounding spaces dropped). Once
+        committed, the write-ahead log is checkpointed into the file and
+        truncated: until then it still held the rows as they were.
+        """
+        user_id = str(user_id).strip()
         with self.transaction():
             removed = self.connection.execute(
                 "DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
             for table in ("profiles", "stale_users", "users"):
                 self.connection.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+        busy, _, _ = self.connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        if busy:
+            raise UserError(f"{self.path}: user {user_id!r} is deleted, but another process "
+                            "reading the store keeps older copies of their rows in its "
+                            "write-ahead log; run delete-user again once it has finished")
         return removed
 
 
