@@ -198,8 +198,10 @@ def test_versions_serve_through_a_broken_a_half_written_and_a_vanishing_version(
     try:
         with caplog.at_level(logging.INFO, logger="tf_profiles.devserver.registry"):
             graph = (base / "1" / "saved_model.pb").read_bytes()
-            shutil.copytree(base / "1", base / "2")  # broken for good: a truncated graph
-            (base / "2" / "saved_model.pb").write_bytes(graph[:len(graph) // 3])
+            staging = base / ".staging-2"  # broken for good: a truncated graph, moved in whole
+            shutil.copytree(base / "1", staging)
+            (staging / "saved_model.pb").write_bytes(graph[:len(graph) // 3])
+            staging.rename(base / "2")
             (base / "²").mkdir()  # isdigit() but not a number: must not stop the poller
             time.sleep(2)  # ten poll cycles
             assert client.status() == [{"version": 1, "state": "AVAILABLE"}]

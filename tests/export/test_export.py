@@ -188,6 +188,14 @@ def test_warmup_records_cover_every_signature_and_replay(exported, loaded):
         loaded.signatures[request.model_spec.signature_name](**inputs)
 
 
+def test_warmup_records_hold_no_real_user(exported):
+    """They travel with every copy of the export: made-up ids, catalogue items."""
+    logs = warmup.read_warmup(exported[1] / "assets.extra" / warmup.WARMUP_FILE)
+    users = {user for log in logs for name, proto in log.predict_log.request.inputs.items()
+             if name == "user_id" for user in tf.make_ndarray(proto).ravel()}
+    assert users and all(u.startswith((b"warmup-user-", b"unknown-user")) for u in users)
+
+
 def test_versions_are_atomic_and_never_overwritten(trained_model, fresh_base):
     assert next_version(fresh_base) == 2
     second = export_model(trained_model, fresh_base, k=3, log=lambda _: None)
@@ -206,6 +214,8 @@ def test_serving_configs(exported):
     assert 'name: "tiny"' in (folder / "models.config").read_text()
     compose = (folder / "docker-compose.yml").read_text()
     assert "-gpu" in compose and "--enable_batching=true" in compose
+    # Published on this machine only unless the operator says otherwise.
+    assert '"127.0.0.1:8500:8500"' in compose and '"127.0.0.1:8501:8501"' in compose
     assert allowed_batch_sizes(256) == [8, 16, 32, 64, 128, 256]
     assert allowed_batch_sizes(100) == [8, 16, 32, 64, 100]
 

@@ -5,6 +5,7 @@ import time
 import pandas as pd
 import pytest
 
+from tf_profiles.bundle.model_dir import ModelDir
 from tf_profiles.cli import main
 from tf_profiles.data.loaders import load_items
 from tf_profiles.devserver.grpc_server import start_server
@@ -70,7 +71,9 @@ def test_a_refused_fine_tune_publishes_with_the_previous_model(trained_model, tm
     assert code == 3
     assert "REFUSED" in capsys.readouterr().out
     metadata = json.loads((base / "1" / "assets.extra" / "tf_profiles.json").read_text())
-    assert metadata["model_dir"] == str(trained_model.resolve())
+    # The previous model was published: its weights, named without a path.
+    assert metadata["model_key"] == ModelDir(trained_model).key()
+    assert metadata["model_dir"] == trained_model.name and "/" not in json.dumps(metadata)
 
 
 def test_the_half_life_a_refresh_used_is_what_export_store_serves(trained_model, tmp_path):

@@ -37,10 +37,13 @@ pad_variable_length_inputs: true
 
 COMPOSE = """# TF Serving on a GPU with batching, serving the exports in this folder.
 # docker compose up   (needs the NVIDIA container toolkit)
+# The ports answer this machine only: the API has no authentication, and a
+# stored profile is personal data. Put a proxy with authentication in front,
+# or write "8500:8500" to listen on every interface.
 services:
   tf-serving:
     image: tensorflow/serving:{serving_version}-gpu
-    ports: ["8500:8500", "8501:8501"]
+    ports: ["127.0.0.1:8500:8500", "127.0.0.1:8501:8501"]
     volumes:
       - ../:/models/{name}:ro
       - ./:/config:ro

@@ -47,11 +47,16 @@ def _float16_copy(layer):
     return copy
 
 
-def warmup_inputs(profiles: dict, item_ids) -> dict:
-    """A small request per signature, from stored users and items."""
-    users = np.asarray(profiles[spec.USER_ID][:2], dtype=object).astype(bytes)
-    history = np.asarray(profiles[spec.HISTORY][:2], dtype=object).astype(bytes)
+def warmup_inputs(item_ids, max_history: int) -> dict:
+    """A small request per signature. The ids are made up and the histories
+    are catalogue items: the records travel with every copy of the export, so
+    they hold no real user (an unknown user runs the same graph)."""
+    users = np.array([b"warmup-user-1", b"warmup-user-2"])
     items = np.asarray(list(item_ids[:2]), dtype=object).astype(bytes)
+    width = max(1, min(max_history, len(items)))
+    history = np.full((2, width), b"", dtype=object)
+    if len(items):
+        history[0] = items[-width:]
     return {
         spec.SERVING_DEFAULT: {
             spec.USER_ID: users, spec.HISTORY: history,
@@ -199,12 +204,15 @@ def export_model(model_dir, export_base, version: Optional[int] = None, k: int =
                            served_items[2] if served_items is not None else None,
                            consumed_items(model_dir, store) if exclude_consumed else None)
     started = time.perf_counter()
-    write_version(module, target, warmup_inputs(profiles, model.preprocessor.item_text.ids), {
-        "version": version, "model_dir": str(model_dir.path.resolve()),
+    write_version(module, target, warmup_inputs(model.preprocessor.item_text.ids,
+                                                module.max_history), {
+        # Names, not paths: the metadata travels with the export, and the
+        # training machine's folders are none of a server's business.
+        "version": version, "model_dir": model_dir.path.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "k": module.k, "embedding_dim": module.embedding_dim,
         "max_history": module.max_history, "text_max_length": model_dir.config().text_max_length,
-        "encoder": model_dir.config().encoder, "float16": float16,
+        "encoder": Path(model_dir.config().encoder or "").name, "float16": float16,
         "exclude_consumed": module.exclude_consumed,
         "items": module.num_items, "users": len(profiles[spec.USER_ID]),
         "profiles_fingerprint": hashlib.sha256(profiles["embedding"].tobytes()).hexdigest()[:16],
