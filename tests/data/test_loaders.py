@@ -128,3 +128,31 @@ def test_parquet_bytes_text_that_is_not_utf8_is_named_or_skipped(files, tmp_path
     dataset = load_dataset(path, files[1], skip_bad_rows=True)
     assert dataset.interactions["text"].tolist() == ["ok"]
     assert dataset.skipped == {"text not UTF-8": 1}
+
+
+@pytest.mark.parametrize("value, unit", [(874724710000, "milliseconds"),
+                                         (874724710000000, "microseconds"),
+                                         (874724710000000000, "nanoseconds")])
+def test_timestamps_in_another_unit_are_refused_naming_it(files, tmp_path, value, unit):
+    mixed = _write(tmp_path / "mixed.csv",
+                   f"user_id,item_id,timestamp\nu1,007,874724710\nu1,2,{value}\n")
+    with pytest.raises(DataError, match=rf"line 3, column 'timestamp'.*looks like {unit}"):
+        load_dataset(mixed, files[1])
+
+
+def test_a_parquet_timestamp_column_reads_the_same_in_train_and_ingest(files, tmp_path):
+    from tf_profiles.data.loaders import load_items
+    from tf_profiles.store.ingest import ingest_file
+    from tf_profiles.store.store import ProfileStore
+
+    frame = pd.DataFrame({"user_id": ["u1", "u1"], "item_id": ["007", "2"],
+                          "timestamp": pd.to_datetime(["1997-09-20 03:05:10",
+                                                       "1997-09-20 03:06:00"])})
+    assert str(frame["timestamp"].dtype).startswith("datetime64")
+    frame.to_parquet(tmp_path / "events.parquet")
+    trained = load_dataset(tmp_path / "events.parquet", files[1]).interactions
+    assert trained["timestamp"].tolist() == [874724710, 874724760]
+    with ProfileStore(tmp_path / "p.db") as store:
+        store.upsert_items(load_items(files[1]))
+        assert ingest_file(store, tmp_path / "events.parquet").inserted == 2
+        assert sorted(store.events()["timestamp"]) == [874724710, 874724760]

@@ -179,12 +179,22 @@ def parse_timestamps(values: pd.Series) -> pd.Series:
     return parsed
 
 
+# Unix seconds stay below 10^11 until the year 5138; today's time in
+# milliseconds is ~1.7·10^12, in microseconds ~1.7·10^15, in nanoseconds
+# ~1.7·10^18. A larger number is one of those units taken for seconds, which
+# would silently reorder or spread every event.
+OTHER_UNITS = (("milliseconds", 10 ** 11, 10 ** 14), ("microseconds", 10 ** 14, 10 ** 17),
+               ("nanoseconds", 10 ** 17, 2 ** 63))
+
+
 def validate_events(frame: pd.DataFrame, path, known_items, unknown_item: str,
                     drop: Callable) -> Tuple[pd.DataFrame, int]:
     """The one check of event rows, for training-time loading and for ingestion.
 
-    In order: user_id, item_id and timestamp present; the timestamp a Unix
-    time or ISO-8601 date; the rating (if any) a number; the text (if any)
+    In order: user_id, item_id and timestamp present; the timestamp Unix
+    seconds or an ISO-8601 date (numbers too large for seconds are refused,
+    naming the unit they look like; a Parquet timestamp column reads as dates,
+    whatever its unit); the rating (if any) a number; the text (if any)
     UTF-8, cut at ``schema.MAX_EVENT_TEXT_CHARS``; the item known.
 
     Args:
@@ -208,7 +218,14 @@ def validate_events(frame: pd.DataFrame, path, known_items, unknown_item: str,
     timestamps = parse_timestamps(frame["timestamp"])
     frame = drop(frame, timestamps.isna(), "timestamp", "not a Unix time or ISO-8601 date",
                  "bad timestamp")
+    # Numbers only: a date is a date, whatever its year.
+    numbers = pd.to_numeric(frame["timestamp"], errors="coerce").abs().fillna(0)
     frame = frame.assign(timestamp=timestamps[frame.index].astype("int64"))
+    for unit, low, high in OTHER_UNITS:
+        value = numbers[frame.index]
+        frame = drop(frame, (value >= low) & (value < high), "timestamp",
+                     f"looks like {unit} since 1970, not seconds: give Unix seconds or "
+                     "an ISO-8601 date", f"timestamp in {unit}")
     if "rating" in frame.columns:
         text = frame["rating"].astype("string").str.strip().fillna("")
         ratings = pd.to_numeric(text.where(text != ""), errors="coerce")
