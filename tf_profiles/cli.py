@@ -118,6 +118,7 @@ def _check_serving(args):
 
 
 def _serve(args):
+    from tf_profiles.devserver.grpc_server import RequestLimits
     from tf_profiles.devserver.registry import ModelRegistry, ServedModel
     from tf_profiles.devserver.run import serve_forever
 
@@ -127,8 +128,10 @@ def _serve(args):
         registry = ModelRegistry([ServedModel(args.model_name, Path(args.model_base_path))])
     else:
         raise UserError("give --model-name and --model-base-path, or --model-config-file")
+    limits = RequestLimits(args.max_request_rows, args.max_request_texts,
+                           args.max_request_bytes)
     serve_forever(registry, args.port, args.host, args.file_system_poll_wait_seconds,
-                  rest_api_port=args.rest_api_port)
+                  rest_api_port=args.rest_api_port, limits=limits)
 
 
 def _query(args):
@@ -367,6 +370,12 @@ def _add_serve(commands):
                        help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
                        help="how often new versions are looked for (as TF Serving's flag)")
+    serve.add_argument("--max-request-rows", type=int, default=10_000,
+                       help="ids (rows of any input) one request may send")
+    serve.add_argument("--max-request-texts", type=int, default=256,
+                       help="non-empty texts one request may send (each is encoded by BERT)")
+    serve.add_argument("--max-request-bytes", type=int, default=16 << 20,
+                       help="one request's size in bytes (gRPC message or REST body)")
     serve.set_defaults(run=_serve)
 
 

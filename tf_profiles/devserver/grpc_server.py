@@ -3,6 +3,7 @@
 Inputs are checked as TF Serving checks them (aliases, dtypes, shapes, size)
 and errors carry TF Serving's status codes and words.
 """
+import dataclasses
 import math
 from concurrent import futures
 from typing import Optional
@@ -14,6 +15,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      prediction_service_pb2_grpc)
 
 from tf_profiles.devserver.registry import ModelRegistry
+from tf_profiles.features import spec
 from tf_profiles.features.spec import SERVING_DEFAULT
 from tf_profiles.serving import tensors
 
@@ -25,6 +27,46 @@ MAX_INPUT_ELEMENTS = 1 << 22
 # TensorFlow's error codes are gRPC's: an op error keeps its code, as in TF Serving.
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
 
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestLimits:
+    """What one request may ask of the server (``tf-profiles serve`` flags).
+
+    Beyond a limit the answer is RESOURCE_EXHAUSTED naming it, before any
+    work: a request's cost grows with its rows and, far more, with the texts
+    the BERT encoder must read (3,000 long texts took 4 GB).
+
+    Attributes:
+      max_rows: rows of any input (ids, histories, texts) per request.
+      max_texts: non-empty texts per request (``user_text``, ``item_text``,
+        ``text``): each one is encoded.
+      max_bytes: one request's size (gRPC message, REST body).
+    """
+    max_rows: int = 10_000
+    max_texts: int = 256
+    max_bytes: int = 16 << 20
+
+
+# The inputs whose non-empty values go through the text encoder.
+_TEXT_INPUTS = (spec.USER_TEXT, spec.ITEM_TEXT, spec.TEXT)
+
+
+def _check_limits(inputs: dict, limits: RequestLimits, context):
+    for name, tensor in inputs.items():
+        rows = int(tensor.shape[0]) if tensor.shape.rank else 1
+        if rows > limits.max_rows:
+            context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                          f"input {name} has {rows} rows; this server takes at most "
+                          f"{limits.max_rows} per request (serve --max-request-rows): "
+                          "send them in several requests")
+    texts = sum(int(tf.math.count_nonzero(tf.strings.length(inputs[name])))
+                for name in _TEXT_INPUTS if name in inputs)
+    if texts > limits.max_texts:
+        context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      f"{texts} texts to encode; this server encodes at most "
+                      f"{limits.max_texts} per request (serve --max-request-texts): "
+                      "send them in several requests")
 
 
 def _check_inputs(request, signature_def, context):
@@ -66,8 +108,9 @@ def _check_inputs(request, signature_def, context):
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, registry: ModelRegistry):
+    def __init__(self, registry: ModelRegistry, limits: RequestLimits = RequestLimits()):
         self.registry = registry
+        self.limits = limits
 
     def Predict(self, request, context):
         served, name, outputs = self.run(request, context)
@@ -91,6 +134,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             context.abort(grpc.StatusCode.FAILED_PRECONDITION,
                           f'Serving signature key "{name}" not found.')
         inputs = _check_inputs(request, served.signature_defs[name], context)
+        _check_limits(inputs, self.limits, context)
+        # A client that gave up gets no work done for it (the run itself
+        # cannot be stopped halfway; the limits bound how long it takes).
+        remaining = getattr(context, "time_remaining", lambda: None)()
+        if remaining is not None and remaining <= 0:
+            context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")
         try:
             outputs = served.signatures[name](**inputs)
         except tf.errors.OpError as error:  # bad values (INVALID_ARGUMENT), out of memory, ...
@@ -146,15 +195,19 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
 
 def start_server(registry: ModelRegistry, port: int = 8500, host: str = "127.0.0.1",
-                 max_workers: int = 16, poll_seconds: Optional[float] = 1.0):
+                 max_workers: int = 16, poll_seconds: Optional[float] = 1.0,
+                 limits: RequestLimits = RequestLimits()):
     """Starts serving in background threads; returns (grpc server, bound port)."""
     registry.refresh()
     if poll_seconds:
         registry.poll(poll_seconds)
+    # gRPC itself refuses a larger request (RESOURCE_EXHAUSTED) before reading it.
+    options = dict(tensors.GRPC_OPTIONS)
+    options["grpc.max_receive_message_length"] = limits.max_bytes
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers),
-                         options=tensors.GRPC_OPTIONS)
+                         options=list(options.items()))
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(registry), server)
+        PredictionServicer(registry, limits), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(registry), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     if not bound:

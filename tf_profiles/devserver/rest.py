@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
                                      predict_pb2)
 
 from tf_profiles.devserver import json_tensor
-from tf_profiles.devserver.grpc_server import ModelServicer, PredictionServicer
+from tf_profiles.devserver.grpc_server import ModelServicer, PredictionServicer, RequestLimits
 from tf_profiles.devserver.registry import ModelRegistry
 from tf_profiles.features.spec import SERVING_DEFAULT
 from tf_profiles.serving.rest_client import HTTP_STATUS, RestError
@@ -67,9 +67,10 @@ def _model_spec(match: re.Match) -> model_pb2.ModelSpec:
 class RestApi:
     """The REST API's answers (JSON objects) over one registry."""
 
-    def __init__(self, registry: ModelRegistry):
+    def __init__(self, registry: ModelRegistry, limits: RequestLimits = RequestLimits()):
         self.registry = registry
-        self.predictions = PredictionServicer(registry)
+        self.limits = limits
+        self.predictions = PredictionServicer(registry, limits)
         self.models = ModelServicer(registry)
 
     def answer(self, method: str, path: str, body: bytes) -> dict:
@@ -132,7 +133,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _reply(self, method: str):
         path = urlsplit(self.path).path
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        length = self._content_length()
+        if length is None:
+            return
+        body = self.rfile.read(length)
         if not path.lower().startswith("/v1/"):  # TF Serving dispatches (?i)/v1/.* only;
             self.send_error(404)  # libevent answers the rest with its HTML 404 page
             return
@@ -146,6 +150,25 @@ class _Handler(BaseHTTPRequestHandler):
         # Strings go out as the model's bytes (surrogateescape), as TF Serving writes them.
         self._send(status, json.dumps(answer, ensure_ascii=False).encode("utf-8",
                                                                          "surrogateescape"))
+
+    def _content_length(self):
+        """The body's announced size, checked before anything is read (None:
+        answered already, and the connection closed: its framing is unknown)."""
+        text = self.headers.get("Content-Length") or "0"
+        limit = self.server.api.limits.max_bytes
+        problem = None
+        if self.headers.get("Transfer-Encoding"):
+            problem = 411, "Transfer-Encoding is not supported: send a Content-Length"
+        elif not text.isascii() or not text.isdigit():
+            problem = 400, f"Content-Length {text[:40]!r} is not a byte count"
+        elif int(text) > limit:
+            problem = 413, (f"the body of {int(text)} bytes is over this server's "
+                            f"{limit} per request (serve --max-request-bytes)")
+        if problem is None:
+            return int(text)
+        self.close_connection = True
+        self._send(problem[0], json.dumps({"error": problem[1]}).encode())
+        return None
 
     def _send(self, status: int, payload: bytes):
         self.send_response(status)
@@ -167,14 +190,15 @@ class _Server(ThreadingHTTPServer):
         self.api = api
 
 
-def start_rest_server(registry: ModelRegistry, port: int = 8501, host: str = "127.0.0.1"):
+def start_rest_server(registry: ModelRegistry, port: int = 8501, host: str = "127.0.0.1",
+                      limits: RequestLimits = RequestLimits()):
     """Serves the REST API in a background thread; returns (server, bound port).
 
     Loads nothing itself: start_server (gRPC) refreshes and polls the
     registry. ``server.shutdown()`` stops it.
     """
     try:
-        server = _Server((host, port), RestApi(registry))
+        server = _Server((host, port), RestApi(registry, limits))
     except OSError as error:
         raise OSError(f"cannot listen on {host}:{port} for the REST API: {error}") from error
     threading.Thread(target=server.serve_forever, daemon=True, name="rest-api").start()
