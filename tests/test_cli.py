@@ -168,3 +168,14 @@ def test_version_and_defaults_in_help(capsys):
     with pytest.raises(SystemExit):
         main(["serve", "--help"])
     assert "(default: 8500)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["query", "--model-name", "m", "recommend", "u1", "--top", "-5"],
+    ["query", "--model-name", "m", "--max-batch-size", "0", "status"],
+    ["export", "--model", "m", "--export-base", "b", "--k", "-1"],
+])
+def test_counts_below_one_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(argv)
+    assert raised.value.code == 2 and "is not a whole number ≥ 1" in capsys.readouterr().err

@@ -219,6 +219,7 @@ def _profile_show(args):
     from tf_profiles.store.store import ProfileStore
 
     png = Path(args.png or f"profile_{args.user_id}.png")
+    png.parent.mkdir(parents=True, exist_ok=True)
     with ProfileStore(args.store) as store:
         print("\n".join(profile_lines(store, args.user_id)))
         # With a model, the chart reads the terms the stored interests read
@@ -242,6 +243,17 @@ def _explain(args):
 
 
 # === The parser: one function per subcommand ===
+
+def _positive(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (a count or a size)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ≥ 1")
+    return value
+
 
 def _add_data(commands):
     data = commands.add_parser("data", help="write a built-in dataset in the generic format")
@@ -306,9 +318,9 @@ def _add_export(commands):
     export.add_argument("--model", required=True, help="model folder written by train")
     export.add_argument("--export-base", required=True, help="e.g. saved_models/NAME")
     export.add_argument("--version", type=int, help="default: the next integer")
-    export.add_argument("--k", type=int, default=100, help="items per recommendation")
+    export.add_argument("--k", type=_positive, default=100, help="items per recommendation")
     export.add_argument("--float16", action="store_true", help="float16 compute (GPUs)")
-    export.add_argument("--max-batch-size", type=int, default=256,
+    export.add_argument("--max-batch-size", type=_positive, default=256,
                         help="max_batch_size written to the batching parameters")
     export.add_argument("--store", help="serve the events and users of this profile store "
                         "(default: the model's training data)")
@@ -330,7 +342,7 @@ def _add_export_shards(commands):
     shards.add_argument("--export-base", required=True, help="the models folder, e.g. saved_models")
     shards.add_argument("--name", required=True, help="shard i is the model NAME-shard-i")
     shards.add_argument("--shards", type=int, required=True, help="how many shards")
-    shards.add_argument("--k", type=int, default=130,
+    shards.add_argument("--k", type=_positive, default=130,
                         help="items per shard answer: K + the widest history to exclude")
     shards.add_argument("--store", help="also index the items of this profile store")
     shards.add_argument("--version", type=int, help="default: the next free in every shard")
@@ -370,11 +382,11 @@ def _add_serve(commands):
                        help="address to listen on (0.0.0.0: every interface)")
     serve.add_argument("--file-system-poll-wait-seconds", type=float, default=1.0,
                        help="how often new versions are looked for (as TF Serving's flag)")
-    serve.add_argument("--max-request-rows", type=int, default=10_000,
+    serve.add_argument("--max-request-rows", type=_positive, default=10_000,
                        help="ids (rows of any input) one request may send")
-    serve.add_argument("--max-request-texts", type=int, default=256,
+    serve.add_argument("--max-request-texts", type=_positive, default=256,
                        help="non-empty texts one request may send (each is encoded by BERT)")
-    serve.add_argument("--max-request-bytes", type=int, default=16 << 20,
+    serve.add_argument("--max-request-bytes", type=_positive, default=16 << 20,
                        help="one request's size in bytes (gRPC message or REST body)")
     serve.set_defaults(run=_serve)
 
@@ -393,7 +405,7 @@ def _add_connection(parser, after_action: bool):
     parser.add_argument("--version-label", help="pin a version label, e.g. stable", **unset)
     parser.add_argument("--timeout", type=float, help="seconds per request",
                         **(unset or {"default": 10.0}))
-    parser.add_argument("--max-batch-size", type=int,
+    parser.add_argument("--max-batch-size", type=_positive,
                         help="users per request (more are sent in several)",
                         **(unset or {"default": 256}))
 
@@ -411,7 +423,7 @@ def _add_query(commands):
     recommend.add_argument("--history", nargs="*",
                            help="item ids, oldest first (default: the stored history)")
     recommend.add_argument("--text", help="user text (default: the stored text)")
-    recommend.add_argument("--top", type=int, default=10, help="items shown per user")
+    recommend.add_argument("--top", type=_positive, default=10, help="items shown per user")
     for action in (lookup, recommend, status, metadata):
         _add_connection(action, after_action=True)
     query.set_defaults(run=_query)
@@ -421,7 +433,7 @@ def _add_ingest_files(command):
     """The catalogue files and batching that ``ingest`` and ``update`` share."""
     command.add_argument("--items", help="items file to add or update first")
     command.add_argument("--users", help="users file to add or update first")
-    command.add_argument("--batch-size", type=int, default=10_000, help="events per transaction")
+    command.add_argument("--batch-size", type=_positive, default=10_000, help="events per transaction")
     command.add_argument("--show-rejected", type=int, default=20,
                          help="rejected rows printed (all are counted)")
 
@@ -463,7 +475,7 @@ def _add_refresh(commands):
         "refresh", help="fast path: recompute the profiles of users with new data (no training)")
     _add_model_and_store(refresh)
     refresh.add_argument("--all", action="store_true", help="recompute every profile")
-    refresh.add_argument("--batch-size", type=int, default=2048, help="users per batch")
+    refresh.add_argument("--batch-size", type=_positive, default=2048, help="users per batch")
     refresh.set_defaults(run=_refresh)
 
 
@@ -473,15 +485,15 @@ def _add_update(commands):
     update.add_argument("file", help="new events: user_id,item_id,timestamp[,rating][,event_id]")
     _add_model_and_store(update)
     _add_ingest_files(update)
-    update.add_argument("--refresh-batch-size", type=int, default=2048,
+    update.add_argument("--refresh-batch-size", type=_positive, default=2048,
                         help="users per refresh batch")
     update.add_argument("--export-base", help="publish a new version here (e.g. saved_models/NAME)")
-    update.add_argument("--k", type=int, default=100, help="items per recommendation")
+    update.add_argument("--k", type=_positive, default=100, help="items per recommendation")
     update.add_argument("--finetune-output",
                         help="also fine-tune (warm start) into this new model folder; "
                              "published only if its NDCG@10 on the latest new events "
                              "(the guard slice, never trained on) holds")
-    update.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs")
+    update.add_argument("--epochs", type=_positive, default=1, help="fine-tuning epochs")
     update.add_argument("--learning-rate", type=float, default=5e-4,
                         help="fine-tuning learning rate")
     update.add_argument("--max-ndcg-drop", type=float, default=0.005,
@@ -510,7 +522,7 @@ def _add_explain(commands):
     why.add_argument("user_id", help="the user")
     why.add_argument("item_id", help="the recommended item")
     _add_model_and_store(why)
-    why.add_argument("--top", type=int, default=3, help="history items shown")
+    why.add_argument("--top", type=_positive, default=3, help="history items shown")
     why.add_argument("--json", action="store_true", help="print JSON instead of text")
     why.set_defaults(run=_explain)
 

@@ -156,3 +156,16 @@ def test_a_parquet_timestamp_column_reads_the_same_in_train_and_ingest(files, tm
         store.upsert_items(load_items(files[1]))
         assert ingest_file(store, tmp_path / "events.parquet").inserted == 2
         assert sorted(store.events()["timestamp"]) == [874724710, 874724760]
+
+
+@pytest.mark.parametrize("rating", ["inf", "-inf", "1e300", "-5", "1000"])
+def test_a_rating_off_the_scale_is_named(files, tmp_path, rating):
+    bad = _write(tmp_path / "bad.csv", f"user_id,item_id,timestamp,rating\nu1,007,1,{rating}\n")
+    with pytest.raises(DataError, match=r"line 2, column 'rating'.*outside the rating scale"):
+        load_dataset(bad, files[1])
+
+
+def test_a_repeated_csv_header_is_named_not_renamed(files, tmp_path):
+    twice = _write(tmp_path / "twice.csv", "user_id,item_id,timestamp,timestamp\nu1,007,1,2\n")
+    with pytest.raises(DataError, match=r"column\(s\) 'timestamp' appear more than once"):
+        load_dataset(twice, files[1])

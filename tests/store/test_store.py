@@ -145,6 +145,11 @@ def test_a_deleted_users_rows_leave_the_files_at_once(tmp_path):
         assert raw.count(b"someone-007") == 0 and raw.count(b"someone-008") >= 300
 
 
+def test_a_header_only_file_inserts_nothing_and_is_no_error(store, tmp_path):
+    report = ingest_file(store, _write(tmp_path / "e.csv", "user_id,item_id,timestamp\n"))
+    assert (report.inserted, report.duplicates, report.rejected) == (0, 0, [])
+
+
 @pytest.mark.slow
 def test_killed_mid_ingest_keeps_every_committed_event(tmp_path):
     database, events = tmp_path / "profiles.db", tmp_path / "events.csv"
@@ -245,3 +250,12 @@ def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path):
         answers = [process.communicate(timeout=120) for process in opened]
         assert [process.returncode for process in opened] == [0] * 6, answers
         assert {out.strip() for out, _ in answers} == {str(len(MIGRATIONS))}
+
+
+def test_a_damaged_store_file_is_named_not_a_traceback(tmp_path, capsys):
+    from tf_profiles.cli import main
+
+    damaged = tmp_path / "p.db"
+    damaged.write_bytes(bytes(range(256)) * 20)
+    assert main(["delete-user", "u1", "--store", str(damaged)]) == 2
+    assert "p.db: not a profile store, or a damaged one" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 Every problem is reported with the file, the line (CSV, header = line 1) or
 row (Parquet) and the column, before anything reaches TensorFlow.
 """
+import csv
 import dataclasses
 import warnings
 from collections import Counter
@@ -55,7 +56,13 @@ class Dataset:
     skipped: Dict[str, int] = dataclasses.field(default_factory=dict)
 
 
-def read_table(path) -> pd.DataFrame:
+def read_table(path, allow_empty: bool = False) -> pd.DataFrame:
+    """A CSV/TSV (every value as text) or Parquet file as a frame.
+
+    Raises:
+      DataError: missing, unreadable, not UTF-8, a repeated column, or (unless
+        ``allow_empty``: ingesting nothing is not an error) no rows.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "file not found")
@@ -70,10 +77,16 @@ def read_table(path) -> pd.DataFrame:
             # index_col=False: otherwise rows one field longer than the header
             # silently make the first column the index and shift the rest;
             # pandas warns instead, and that warning is an error here.
+            separator = "\t" if path.suffix.lower() == ".tsv" else ","
+            # pandas renames a repeated column ("timestamp.1"): read the header itself.
+            with path.open(newline="", encoding="utf-8") as stream:
+                header = next(csv.reader(stream, delimiter=separator), [])
             with warnings.catch_warnings():
                 warnings.simplefilter("error", pd.errors.ParserWarning)
-                frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",",
-                                    dtype=str, keep_default_na=False, index_col=False)
+                frame = pd.read_csv(path, sep=separator, dtype=str, keep_default_na=False,
+                                    index_col=False)
+            if len(header) == len(frame.columns):
+                frame.columns = header
         else:
             raise DataError(path, "unsupported format: use .csv, .tsv or .parquet")
     except DataError:
@@ -86,7 +99,7 @@ def read_table(path) -> pd.DataFrame:
                         "(save the file as UTF-8)", line=_line_of_byte(path, error)) from error
     except Exception as error:  # pandas/pyarrow parser errors.
         raise DataError(path, f"cannot be read: {error}") from error
-    if frame.empty:
+    if frame.empty and not allow_empty:
         raise DataError(path, "the file has no rows")
     frame.columns = [str(c).strip() for c in frame.columns]
     repeated = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
@@ -231,6 +244,12 @@ def validate_events(frame: pd.DataFrame, path, known_items, unknown_item: str,
         ratings = pd.to_numeric(text.where(text != ""), errors="coerce")
         frame = drop(frame, ratings.isna() & (text != ""), "rating", "not a number",
                      "bad rating")
+        # The towers read ratings on one scale: inf, 1e300, -5 or 1000 would
+        # swamp every other feature of the user.
+        ratings = ratings[frame.index]
+        high = schema.RATING_SCALE[1]
+        frame = drop(frame, ratings.notna() & ~ratings.between(0, high), "rating",
+                     f"outside the rating scale 0–{high:g} (empty: no rating)", "bad rating")
         frame = frame.assign(rating=ratings[frame.index].astype("float64"))
     else:
         frame = frame.assign(rating=np.nan)

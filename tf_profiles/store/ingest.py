@@ -85,8 +85,8 @@ def ingest_file(store: ProfileStore, path, batch_size: int = 10_000) -> IngestRe
     def drop(frame, mask, column, message, reason):
         return _reject(report, frame, mask, path, column, message)
 
-    frame, _ = validate_events(read_table(path), path, store.known_items(), "unknown item",
-                               drop)
+    frame, _ = validate_events(read_table(path, allow_empty=True), path, store.known_items(),
+                               "unknown item", drop)
     event_ids = (frame["event_id"].astype("string").fillna("") if "event_id" in frame.columns
                  else pd.Series("", index=frame.index))
     columns = [frame["user_id"].to_numpy(object), frame["item_id"].to_numpy(object),

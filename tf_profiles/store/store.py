@@ -110,7 +110,14 @@ class ProfileStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # timeout: how long a statement waits for another process's lock.
         self.connection = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-        self._use_wal()
+        try:
+            self._use_wal()
+        except sqlite3.DatabaseError as error:
+            self.connection.close()
+            if "locked" in str(error):
+                raise
+            raise UserError(f"{self.path}: not a profile store, or a damaged one "
+                            f"(SQLite: {error})") from error
         self.connection.execute("PRAGMA foreign_keys=ON")
         # Deleted rows are overwritten with zeros, not just unlinked (the
         # default depends on how SQLite was built).
