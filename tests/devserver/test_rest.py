@@ -184,6 +184,13 @@ def test_versions_and_labels_predict(served):
     ("/v1/models/tiny:predict", b'{"instances": [', 400, "JSON Parse error: "),
     ("/v1/models/tiny:predict", b"", 400, "JSON Parse error: The document is empty"),
     ("/v1/models/tiny:predict", b"[1]", 400, "JSON Value: [1] Is not object"),
+    # Malformed JSON beyond rapidjson's reach of Python's decoder: 400, not 500.
+    ("/v1/models/tiny:predict", b'{"signature_name": "lookup_profiles", "instances": ["\\ud800"]}',
+     400, "The surrogate pair in string is invalid"),
+    ("/v1/models/tiny:predict", b'{"instances": ' + b"[" * 5000 + b"]" * 5000 + b"}", 400,
+     "nested too deeply"),
+    ("/v1/models/tiny:predict", b'{"instances": [' + b"9" * 5000 + b"]}", 400,
+     "JSON Parse error: Exceeds the limit"),
     ("/v1/models/tiny/other", None, 400, "Malformed request: GET /v1/models/tiny/other"),
 ])
 def test_errors_answer_like_tf_serving(served, path, body, status, message):

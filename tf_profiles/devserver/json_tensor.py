@@ -83,6 +83,10 @@ def parse_request(body: bytes) -> dict:
         document, _ = json.JSONDecoder().raw_decode(text, len(text) - len(text.lstrip()))
     except json.JSONDecodeError as error:
         raise _invalid(f"JSON Parse error: {error.msg} at offset: {error.pos}") from None
+    except RecursionError:  # thousands of nested brackets: rapidjson's kParseErrorTermination
+        raise _invalid("JSON Parse error: the document is nested too deeply") from None
+    except ValueError as error:  # an integer of more digits than Python converts
+        raise _invalid(f"JSON Parse error: {error}") from None
     if not isinstance(document, dict):
         raise _invalid(f"JSON Value: {_debug(document)} Is not object")
     return document
@@ -122,7 +126,16 @@ def _leaf(value, dtype):
                         f"{_debug(value)} to type: {_dtype_name(dtype)}")
     if not _DTYPES[dtype][1](value):
         raise _type_error(value, dtype)
-    return value.encode("utf-8", "surrogateescape") if dtype == types_pb2.DT_STRING else value
+    return _utf8(value) if dtype == types_pb2.DT_STRING else value
+
+
+def _utf8(text: str) -> bytes:
+    # surrogateescape gives back the request's own bytes; a "\ud800" escape
+    # is a lone surrogate no bytes stand for, which rapidjson refuses too.
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise _invalid("JSON Parse error: The surrogate pair in string is invalid.") from None
 
 
 def _type_error(value, dtype) -> RestError:
@@ -145,7 +158,7 @@ def _fill(value, level: int, shape: List[int], dtype, out: list):
                        f"expected size: {shape[level]}")
     if level == len(shape) - 1 and dtype == types_pb2.DT_STRING and all(
             type(v) is str for v in value):  # the common case, without a call per string
-        out.extend(v.encode("utf-8", "surrogateescape") for v in value)
+        out.extend(_utf8(v) for v in value)
         return
     for item in value:
         _fill(item, level + 1, shape, dtype, out)
