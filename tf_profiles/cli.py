@@ -129,7 +129,7 @@ def _serve(args):
     else:
         raise UserError("give --model-name and --model-base-path, or --model-config-file")
     limits = RequestLimits(args.max_request_rows, args.max_request_texts,
-                           args.max_request_bytes)
+                           args.max_request_bytes, args.rest_read_seconds)
     serve_forever(registry, args.port, args.host, args.file_system_poll_wait_seconds,
                   rest_api_port=args.rest_api_port, limits=limits)
 
@@ -388,6 +388,8 @@ def _add_serve(commands):
                        help="non-empty texts one request may send (each is encoded by BERT)")
     serve.add_argument("--max-request-bytes", type=_positive, default=16 << 20,
                        help="one request's size in bytes (gRPC message or REST body)")
+    serve.add_argument("--rest-read-seconds", type=float, default=30.0,
+                       help="a REST client silent this long is disconnected")
     serve.set_defaults(run=_serve)
 
 

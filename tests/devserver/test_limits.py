@@ -1,6 +1,7 @@
 """Every request is bounded: rows, texts to encode and bytes, on gRPC and REST alike."""
 import json
 import socket
+import time
 
 import grpc
 import numpy as np
@@ -90,3 +91,17 @@ def test_a_rest_body_is_checked_before_it_is_read(limited, headers, status, word
     first, _, body = answer.partition(b"\r\n\r\n")
     assert first.split()[1] == status and words in body
     assert "error" in json.loads(body)
+
+
+def test_a_stalled_rest_client_is_dropped(exported):
+    registry = ModelRegistry([ServedModel("tiny", exported[0])])
+    rest, port = start_rest_server(registry, port=0, limits=RequestLimits(read_seconds=1.0))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as connection:
+            connection.sendall(b"POST /v1/models/tiny:predict HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            assert connection.recv(65536) == b""  # closed by the server, no answer
+            assert time.monotonic() - started < 10
+    finally:
+        rest.shutdown()
+        rest.server_close()

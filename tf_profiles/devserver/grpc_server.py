@@ -42,10 +42,13 @@ class RequestLimits:
       max_texts: non-empty texts per request (``user_text``, ``item_text``,
         ``text``): each one is encoded.
       max_bytes: one request's size (gRPC message, REST body).
+      read_seconds: how long the REST API waits for a client's next bytes
+        before it closes the connection (a stalled client holds a thread).
     """
     max_rows: int = 10_000
     max_texts: int = 256
     max_bytes: int = 16 << 20
+    read_seconds: float = 30.0
 
 
 # The inputs whose non-empty values go through the text encoder.

@@ -125,6 +125,13 @@ class RestApi:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as TF Serving's libevent server
 
+    def setup(self):
+        # A socket timeout: a client that stops sending (mid-headers, mid-body
+        # or idle on a kept-alive connection) is dropped instead of holding
+        # its thread and descriptor for good.
+        self.timeout = self.server.api.limits.read_seconds
+        super().setup()
+
     def do_GET(self):
         self._reply("GET")
 
