@@ -179,3 +179,16 @@ def test_counts_below_one_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as raised:
         main(argv)
     assert raised.value.code == 2 and "is not a whole number ≥ 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["delete-user", " u2 ", "--store", "p.db"],
+    ["profile", "show", " u2 ", "--store", "p.db"],
+    ["explain", " u2 ", "i1", "--store", "p.db", "--model", "m"],
+    ["query", "--model-name", "m", "lookup", " u2 "],
+])
+def test_user_ids_are_read_as_ingestion_reads_them(argv):
+    from tf_profiles.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert (args.ids if args.command == "query" else [args.user_id]) == ["u2"]

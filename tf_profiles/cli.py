@@ -244,6 +244,11 @@ def _explain(args):
 
 # === The parser: one function per subcommand ===
 
+def _identifier(text: str) -> str:
+    """An argparse type: an id read as loading and ingestion read them (spaces around dropped)."""
+    return text.strip()
+
+
 def _positive(text: str) -> int:
     """An argparse type: a whole number ≥ 1 (a count or a size)."""
     try:
@@ -421,7 +426,7 @@ def _add_query(commands):
     status = actions.add_parser("status", help="the served versions and their state")
     metadata = actions.add_parser("metadata", help="the signatures of the served version")
     for action in (lookup, recommend):
-        action.add_argument("ids", nargs="+", help="user ids")
+        action.add_argument("ids", nargs="+", type=_identifier, help="user ids")
     recommend.add_argument("--history", nargs="*",
                            help="item ids, oldest first (default: the stored history)")
     recommend.add_argument("--text", help="user text (default: the stored text)")
@@ -450,7 +455,7 @@ def _add_ingest(commands):
 
 def _add_delete_user(commands):
     delete = commands.add_parser("delete-user", help="remove a user's events and profile")
-    delete.add_argument("user_id", help="the user to forget")
+    delete.add_argument("user_id", type=_identifier, help="the user to forget")
     delete.add_argument("--store", required=True, help="profile store (SQLite file)")
     delete.set_defaults(run=_delete_user)
 
@@ -509,7 +514,7 @@ def _add_profile(commands):
     profile_commands = profile.add_subparsers(dest="profile_command", required=True)
     show = profile_commands.add_parser(
         "show", help="the profile as text and a PNG of interest weights over time")
-    show.add_argument("user_id", help="whose profile")
+    show.add_argument("user_id", type=_identifier, help="whose profile")
     show.add_argument("--store", required=True, help="profile store (SQLite file)")
     show.add_argument("--png", help="chart path (default profile_<ID>.png)")
     _add_half_life(show)
@@ -521,8 +526,8 @@ def _add_profile(commands):
 
 def _add_explain(commands):
     why = commands.add_parser("explain", help="why an item is recommended to a user")
-    why.add_argument("user_id", help="the user")
-    why.add_argument("item_id", help="the recommended item")
+    why.add_argument("user_id", type=_identifier, help="the user")
+    why.add_argument("item_id", type=_identifier, help="the recommended item")
     _add_model_and_store(why)
     why.add_argument("--top", type=_positive, default=3, help="history items shown")
     why.add_argument("--json", action="store_true", help="print JSON instead of text")
