@@ -1,4 +1,4 @@
-"""The one place that decides which Keras tf_profiles runs on.
+"""The one place that decides how TensorFlow is loaded: on which Keras, and how loudly.
 
 TensorFlow Recommenders 0.7.7 raises ImportError under Keras 3, so the whole
 package uses tf-keras (Keras 2). TensorFlow reads ``TF_USE_LEGACY_KERAS`` once,

@@ -401,20 +401,23 @@ def _add_serve(commands):
 def _add_connection(parser, after_action: bool):
     """The server flags every query action takes, before or after the action's name
     (after it they default to nothing, so as not to undo the ones given before)."""
-    unset = {"default": argparse.SUPPRESS} if after_action else {}
-    parser.add_argument("--server", help="host:port (TF Serving: 8500 gRPC, 8501 REST)",
-                        **(unset or {"default": "127.0.0.1:8500"}))
-    parser.add_argument("--protocol", choices=["grpc", "rest"], help="the server's API",
-                        **(unset or {"default": "grpc"}))
-    parser.add_argument("--model-name", help="the served model's name (required)", **unset)
-    parser.add_argument("--version", type=int, help="pin a version (default: the newest)",
-                        **unset)
-    parser.add_argument("--version-label", help="pin a version label, e.g. stable", **unset)
-    parser.add_argument("--timeout", type=float, help="seconds per request",
-                        **(unset or {"default": 10.0}))
-    parser.add_argument("--max-batch-size", type=_positive,
-                        help="users per request (more are sent in several)",
-                        **(unset or {"default": 256}))
+    def default(value):
+        return argparse.SUPPRESS if after_action else value
+
+    parser.add_argument("--server", default=default("127.0.0.1:8500"),
+                        help="host:port (TF Serving: 8500 gRPC, 8501 REST)")
+    parser.add_argument("--protocol", choices=["grpc", "rest"], default=default("grpc"),
+                        help="the server's API")
+    parser.add_argument("--model-name", default=default(None),
+                        help="the served model's name (required)")
+    parser.add_argument("--version", type=int, default=default(None),
+                        help="pin a version (default: the newest)")
+    parser.add_argument("--version-label", default=default(None),
+                        help="pin a version label, e.g. stable")
+    parser.add_argument("--timeout", type=float, default=default(10.0),
+                        help="seconds per request")
+    parser.add_argument("--max-batch-size", type=_positive, default=default(256),
+                        help="users per request (more are sent in several)")
 
 
 def _add_query(commands):

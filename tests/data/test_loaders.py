@@ -28,15 +28,24 @@ def test_ids_stay_strings_and_dates_parse(files):
     assert dataset.skipped == {}
 
 
-def test_missing_column_names_file_and_column(files, tmp_path):
-    bad = _write(tmp_path / "bad.csv", "user_id,item_id\nu1,007\n")
-    with pytest.raises(DataError, match=r"bad.csv: missing column\(s\) timestamp"):
-        load_dataset(bad, files[1])
-
-
-def test_bad_timestamp_names_line_and_column(files, tmp_path):
-    bad = _write(tmp_path / "bad.csv", "user_id,item_id,timestamp\nu1,007,100\nu1,2,yesterday\n")
-    with pytest.raises(DataError, match=r"bad.csv, line 3, column 'timestamp'.*'yesterday'"):
+@pytest.mark.parametrize("content, message", [
+    ("user_id,item_id\nu1,007\n", r"bad.csv: missing column\(s\) timestamp"),
+    ("user_id,item_id,timestamp\nu1,007,100\nu1,2,yesterday\n",
+     r"bad.csv, line 3, column 'timestamp'.*'yesterday'"),
+    ("user_id,item_id,timestamp,rating\nu1,007,1,five\n", r"line 2, column 'rating'.*not a number"),
+    *[(f"user_id,item_id,timestamp\nu1,007,874724710\nu1,2,{value}\n",
+       rf"line 3, column 'timestamp'.*looks like {unit}")
+      for value, unit in [(874724710000, "milliseconds"), (874724710000000, "microseconds"),
+                          (874724710000000000, "nanoseconds")]],
+    *[(f"user_id,item_id,timestamp,rating\nu1,007,1,{rating}\n",
+       r"line 2, column 'rating'.*outside the rating scale")
+      for rating in ["inf", "-inf", "1e300", "-5", "1000"]],
+    ("user_id,item_id,timestamp,timestamp\nu1,007,1,2\n",
+     r"column\(s\) 'timestamp' appear more than once"),
+])
+def test_a_bad_interactions_file_is_named_with_line_and_column(files, tmp_path, content, message):
+    bad = _write(tmp_path / "bad.csv", content)
+    with pytest.raises(DataError, match=message):
         load_dataset(bad, files[1])
 
 
@@ -75,12 +84,6 @@ def test_empty_and_missing_files(files, tmp_path):
         load_dataset(empty, files[1])
     with pytest.raises(DataError, match="nope.csv: file not found"):
         load_dataset(tmp_path / "nope.csv", files[1])
-
-
-def test_bad_rating_is_named(files, tmp_path):
-    bad = _write(tmp_path / "bad.csv", "user_id,item_id,timestamp,rating\nu1,007,1,five\n")
-    with pytest.raises(DataError, match=r"line 2, column 'rating'.*not a number"):
-        load_dataset(bad, files[1])
 
 
 def test_parquet_rows_are_named_by_row(files, tmp_path):
@@ -130,16 +133,6 @@ def test_parquet_bytes_text_that_is_not_utf8_is_named_or_skipped(files, tmp_path
     assert dataset.skipped == {"text not UTF-8": 1}
 
 
-@pytest.mark.parametrize("value, unit", [(874724710000, "milliseconds"),
-                                         (874724710000000, "microseconds"),
-                                         (874724710000000000, "nanoseconds")])
-def test_timestamps_in_another_unit_are_refused_naming_it(files, tmp_path, value, unit):
-    mixed = _write(tmp_path / "mixed.csv",
-                   f"user_id,item_id,timestamp\nu1,007,874724710\nu1,2,{value}\n")
-    with pytest.raises(DataError, match=rf"line 3, column 'timestamp'.*looks like {unit}"):
-        load_dataset(mixed, files[1])
-
-
 def test_a_parquet_timestamp_column_reads_the_same_in_train_and_ingest(files, tmp_path):
     from tf_profiles.data.loaders import load_items
     from tf_profiles.store.ingest import ingest_file
@@ -156,16 +149,3 @@ def test_a_parquet_timestamp_column_reads_the_same_in_train_and_ingest(files, tm
         store.upsert_items(load_items(files[1]))
         assert ingest_file(store, tmp_path / "events.parquet").inserted == 2
         assert sorted(store.events()["timestamp"]) == [874724710, 874724760]
-
-
-@pytest.mark.parametrize("rating", ["inf", "-inf", "1e300", "-5", "1000"])
-def test_a_rating_off_the_scale_is_named(files, tmp_path, rating):
-    bad = _write(tmp_path / "bad.csv", f"user_id,item_id,timestamp,rating\nu1,007,1,{rating}\n")
-    with pytest.raises(DataError, match=r"line 2, column 'rating'.*outside the rating scale"):
-        load_dataset(bad, files[1])
-
-
-def test_a_repeated_csv_header_is_named_not_renamed(files, tmp_path):
-    twice = _write(tmp_path / "twice.csv", "user_id,item_id,timestamp,timestamp\nu1,007,1,2\n")
-    with pytest.raises(DataError, match=r"column\(s\) 'timestamp' appear more than once"):
-        load_dataset(twice, files[1])
